@@ -1,0 +1,7 @@
+"""Contract tests for the obshell agent's Upgrade Agent API."""
+
+from __future__ import annotations
+
+__all__ = ["__version__"]
+
+__version__ = "0.1.0"
