@@ -1,0 +1,121 @@
+"""What a contract test leaves behind for the report: checks, exchanges, cases.
+
+Evidence travels from the test to the reporter inside ``report.user_properties``
+as JSON, so it crosses pytest-xdist workers unchanged. Everything put here has
+already been redacted by the recorder; the plugin redacts the serialised JSON
+once more with the run's secrets as a last line of defence.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = [
+    "CLAUSE_PROPERTY",
+    "EVIDENCE_PROPERTY",
+    "LEVEL_PROPERTY",
+    "TARGET_PROPERTY",
+    "Case",
+    "Check",
+    "Evidence",
+    "TimelineEntry",
+]
+
+# Keys under which the plugin stores data in ``item.user_properties``; JUnit XML
+# shows the clause and level ones as <property> elements.
+EVIDENCE_PROPERTY = "obshell_evidence"
+TARGET_PROPERTY = "obshell_target"
+CLAUSE_PROPERTY = "clause"
+LEVEL_PROPERTY = "level"
+
+
+@dataclass
+class Check:
+    """One expectation about one clause, met or not.
+
+    A test passes or fails as a whole; checks let one test also observe other
+    clauses (every envelope is checked against ENV-* in every test).
+    """
+
+    clause: str
+    passed: bool
+    expected: str
+    actual: str
+    pointer: str | None = None
+
+
+@dataclass
+class Case:
+    """A request in plaintext, enough to resend it later with fresh encryption.
+
+    ``forgery`` names the deliberate defect (None for a well-formed request) and
+    ``expect`` what a compliant agent answers (``status``, ``err_code``,
+    ``rejected``), so a replay can say whether the failure still reproduces.
+    """
+
+    method: str
+    path: str
+    body: Any = None
+    forgery: str | None = None
+    expect: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class TimelineEntry:
+    """A DAG stage as observed by polling: when it was first and last seen."""
+
+    dag_id: str
+    stage: int
+    node: str
+    state: str
+    first_seen: float
+    last_seen: float
+
+
+@dataclass
+class Evidence:
+    """Everything one test observed, in a JSON-serialisable shape."""
+
+    checks: list[Check] = field(default_factory=list)
+    exchanges: list[dict[str, Any]] = field(default_factory=list)
+    cases: list[Case] = field(default_factory=list)
+    timeline: list[TimelineEntry] = field(default_factory=list)
+    example: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def check(
+        self,
+        clause: str,
+        passed: bool,
+        *,
+        expected: str,
+        actual: str,
+        pointer: str | None = None,
+    ) -> bool:
+        """Record an observation about ``clause``; returns ``passed``."""
+        self.checks.append(Check(clause, passed, expected, actual, pointer))
+        return passed
+
+    @property
+    def failed_checks(self) -> list[Check]:
+        return [check for check in self.checks if not check.passed]
+
+    def is_empty(self) -> bool:
+        return not (self.checks or self.exchanges or self.cases or self.timeline)
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), ensure_ascii=False, default=str)
+
+    @classmethod
+    def from_json(cls, text: str) -> Evidence:
+        raw = json.loads(text)
+        return cls(
+            checks=[Check(**item) for item in raw.get("checks", [])],
+            exchanges=list(raw.get("exchanges", [])),
+            cases=[Case(**item) for item in raw.get("cases", [])],
+            timeline=[TimelineEntry(**item) for item in raw.get("timeline", [])],
+            example=raw.get("example"),
+            notes=list(raw.get("notes", [])),
+        )
