@@ -58,8 +58,10 @@ CATALOGUE: dict[str, ErrorKind] = {
         _kind("Task.Dag.Operator.RollbackNotFailedDag", 400, "Failed to set DAG rollback: DAG state is not failed"),
         _kind("Task.Dag.Operator.PassNotFailedDag", 400, "Failed to pass DAG: DAG is not failed"),
         _kind("Task.Dag.Operator.CancelFinishedDag", 400, "Failed to cancel DAG: DAG is finished"),
-        _kind("Task.Dag.Operator.RollbackNotAllowed", 400, "Failed to rollback DAG: node {0} cannot rollback"),
+        _kind("Task.Dag.Operator.RollbackNotAllowed", 400, "Failed to set DAG rollback: node {0} cannot rollback"),
         _kind("Task.Dag.Operator.PassNotAllowed", 400, "Failed to pass DAG: node {0} cannot pass"),
+        _kind("Task.Dag.Operator.RetryNotAllowed", 400, "Failed to set DAG retry: node {0} cannot retry"),
+        _kind("Task.Dag.Operator.CancelNotAllowed", 400, "Failed to cancel DAG: node {0} cannot cancel"),
     )
 }
 
