@@ -23,10 +23,14 @@ class ErrorKind:
     code: int | None = None
 
 
-def _kind(err_code: str, status: int, template: str, code: int | None = None) -> ErrorKind:
+def _kind(
+    err_code: str, status: int, template: str, code: int | None = None
+) -> ErrorKind:
     return ErrorKind(err_code, status, template, code)
 
 
+# One entry per line reads as a table; the formatter would split them.
+# fmt: off
 CATALOGUE: dict[str, ErrorKind] = {
     kind.err_code: kind
     for kind in (
@@ -40,8 +44,8 @@ CATALOGUE: dict[str, ErrorKind] = {
         _kind("Security.Authentication.Header.DecryptFailed", 401, "Decrypt http header failed: {0}", 1),
         _kind("Security.Authentication.Header.UriMismatch", 401, "URI mismatch", 10008),
         _kind("Security.Authentication.IncorrectOceanbasePassword", 401, "Unauthorized: OceanBase password is incorrect", 10008),
-        _kind("Security.Authentication.IncorrectAgentPassword", 401, "Unauthorized: agent password is incorrect", 10008),
-        _kind("Security.Authentication.WithOceanBasePassword", 401, "Unauthorized: agent password is not initialized", 10008),
+        _kind("Security.Authentication.IncorrectAgentPassword", 401, "Unauthorized: Agent password is incorrect", 10008),
+        _kind("Security.Authentication.WithOceanBasePassword", 401, "Unauthorized: Should use oceanbase_password to verify: {0}", 10008),
         _kind("Security.Authentication.Expired", 401, "Unauthorized: Authentication expired", 10008),
         _kind("Security.Authentication.Timestamp.Invalid", 401, "Unauthorized: Invalid timestamp: {0}, err: strconv.ParseInt: parsing \"{0}\": invalid syntax", 10008),
         _kind("Security.Authentication.SessionInvalid", 401, "Session is invalid", 10008),
@@ -62,8 +66,16 @@ CATALOGUE: dict[str, ErrorKind] = {
         _kind("Task.Dag.Operator.PassNotAllowed", 400, "Failed to pass DAG: node {0} cannot pass"),
         _kind("Task.Dag.Operator.RetryNotAllowed", 400, "Failed to set DAG retry: node {0} cannot retry"),
         _kind("Task.Dag.Operator.CancelNotAllowed", 400, "Failed to cancel DAG: node {0} cannot cancel"),
+        _kind("Security.Authentication.WithAgentPassword", 401, "Unauthorized: Should use agent_password to verify: {0}", 10008),
+        _kind("Security.Authentication.AgentPasswordNotInitialized", 401, "Unauthorized: Agent password is not initialized", 10008),
+        _kind("Request.Query.Param.Illegal", 400, "Query parameter '{0}' is illegal"),
+        _kind("Request.Forward.MasterAgent.NotFound", 500, "Master agent not found when auto-forwarding request to master"),
+        # Not the agent's: the reference profile's answer to a body that is not
+        # base64 or whose PKCS#7 padding is wrong (the agent panics, §2.4 e3/e5).
+        _kind("Request.Body.Decrypt.AES.Failed", 400, "Unauthorized: Decrypt http body failed: {0}"),
     )
 }
+# fmt: on
 
 
 class AgentError(Exception):
