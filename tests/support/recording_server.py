@@ -17,6 +17,7 @@ import base64
 import binascii
 import json
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from types import TracebackType
@@ -67,6 +68,8 @@ LEGACY_DECRYPT_FAILED_ENVELOPE: dict[str, Any] = {
 
 _OCS_HEADERS = ("X-OCS-Agent-Header", "X-OCS-Header")
 
+Answer = tuple[int, dict[str, Any] | str]
+
 
 @dataclass
 class Received:
@@ -79,6 +82,8 @@ class Received:
     header_name: str | None = None
     header_value: str | None = None
     header_fields: dict[str, Any] | None = None
+    # Every X-OCS header found, by name: its fields, or None if it did not decrypt.
+    ocs_headers: dict[str, dict[str, Any] | None] = field(default_factory=dict)
     header_chunk_sizes: list[int] = field(default_factory=list)
     header_error: str | None = None
     keys: bytes | None = None
@@ -129,6 +134,9 @@ def independent_decrypt_body(keys: bytes, body: bytes) -> bytes:
     return unpadder.update(padded) + unpadder.finalize()
 
 
+Responder = Callable[[Received], Answer | None]
+
+
 class RecordingServer:
     """A ``ThreadingHTTPServer`` on 127.0.0.1:0 with its own RSA key."""
 
@@ -137,7 +145,11 @@ class RecordingServer:
         self.private_key = generate_private_key(key_bits)
         self.key_generation = 1
         self.answer_status = 200
-        self.answer: dict[str, Any] = OK_ENVELOPE
+        # A dict is sent as compact JSON, a str as it is.
+        self.answer: dict[str, Any] | str = OK_ENVELOPE
+        # Decides the answer instead of the fields above; None drops the
+        # connection without an answer, as an agent that restarts does.
+        self.responder: Responder | None = None
         # Answer with Auth, Keys and the body in an error message, as a careless
         # agent might: the recorder must still show none of them.
         self.echo_secrets = False
@@ -219,7 +231,7 @@ class RecordingServer:
 
     def handle(
         self, method: str, target: str, headers: dict[str, str], body: bytes
-    ) -> tuple[int, dict[str, Any]]:
+    ) -> Answer | None:
         if method == "GET" and target == "/api/v1/secret":
             return 200, self._secret_envelope()
 
@@ -234,9 +246,9 @@ class RecordingServer:
             legacy = self._legacy_failures
         return self._answer(received, forced, legacy)
 
-    def _answer(
-        self, received: Received, forced: bool, legacy: bool
-    ) -> tuple[int, dict[str, Any]]:
+    def _answer(self, received: Received, forced: bool, legacy: bool) -> Answer | None:
+        if self.responder is not None:
+            return self.responder(received)
         if forced or received.header_error is not None:
             return (
                 401,
@@ -261,8 +273,10 @@ def _decrypt(key: rsa.RSAPrivateKey, received: Received) -> Received:
     for name in _OCS_HEADERS:
         value = received.headers.get(name.lower())
         if value:
-            received.header_name, received.header_value = name, value
-            break
+            received.ocs_headers[name] = _fields_or_none(key, value)
+            # The agent header wins when both are there, as on the agent.
+            if received.header_value is None:
+                received.header_name, received.header_value = name, value
     if received.header_value is None:
         return received
 
@@ -274,6 +288,13 @@ def _decrypt(key: rsa.RSAPrivateKey, received: Received) -> Received:
     received.header_fields, received.header_chunk_sizes = fields, sizes
     _decrypt_body(received)
     return received
+
+
+def _fields_or_none(key: rsa.RSAPrivateKey, value: str) -> dict[str, Any] | None:
+    try:
+        return independent_decrypt_header(key, value)[0]
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        return None
 
 
 def _decrypt_body(received: Received) -> None:
@@ -331,8 +352,16 @@ def _handler_for(server: RecordingServer) -> type[BaseHTTPRequestHandler]:
             body = self.rfile.read(length) if length else b""
             headers = {name.lower(): value for name, value in self.headers.items()}
 
-            status, envelope = server.handle(self.command, self.path, headers, body)
-            payload = json.dumps(envelope, separators=(",", ":")).encode()
+            answer = server.handle(self.command, self.path, headers, body)
+            if answer is None:
+                self.close_connection = True
+                return
+
+            status, envelope = answer
+            if isinstance(envelope, str):
+                payload = envelope.encode()
+            else:
+                payload = json.dumps(envelope, separators=(",", ":")).encode()
             self.send_response(status)
             self.send_header("Content-Type", "application/json; charset=utf-8")
             self.send_header("Content-Length", str(len(payload)))
