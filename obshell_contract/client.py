@@ -174,8 +174,11 @@ class ObshellClient:
         timeout: float = 10.0,
         lifetime: float = 10.0,
         recorder: Recorder | None = None,
+        on_reply: Callable[[Reply], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        # Sees every reply, forged sends included: the suite checks envelopes here.
+        self.on_reply = on_reply
         self.timeout = timeout
         self.recorder = recorder if recorder is not None else Recorder()
         self.auth = ObshellAuth(
@@ -301,7 +304,10 @@ class ObshellClient:
                     forgery=forgery,
                 )
             )
-        return Reply.from_response(response, exchange)
+        reply = Reply.from_response(response, exchange)
+        if self.on_reply is not None:
+            self.on_reply(reply)
+        return reply
 
     def _unreachable(
         self,
