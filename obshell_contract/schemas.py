@@ -61,6 +61,7 @@ __all__ = [
     "violations",
 ]
 
+# TODO: ship schemas/ as package data; a non-editable install has no repository root.
 SCHEMA_DIR = Path(__file__).resolve().parent.parent / "schemas"
 BASE_URI = "https://schemas.obshell-contract.invalid/"
 SUFFIX = ".schema.json"
