@@ -163,7 +163,7 @@ class RecordingServer:
         self._httpd.daemon_threads = True
         self._thread = threading.Thread(
             target=self._httpd.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.01},
             daemon=True,
         )
 
@@ -332,6 +332,10 @@ def _echo_envelope(received: Received) -> dict[str, Any]:
 def _handler_for(server: RecordingServer) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
+        # One buffered write per answer and no Nagle delay: otherwise every
+        # keep-alive request waits ~40 ms for a delayed ACK.
+        wbufsize = -1
+        disable_nagle_algorithm = True
         # Idle keep-alive connections must not hold a thread forever.
         timeout = 5
 
