@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import textwrap
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -129,8 +129,8 @@ def run_suite(pytester: pytest.Pytester) -> Callable[..., SuiteRun]:
     return run
 
 
-@pytest.fixture
-def _no_secret_env(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+@pytest.fixture(autouse=True)
+def _isolate_env(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A target or password from the developer's shell must not leak into runs."""
     for name in ("OBSHELL_PASSWORD", "OBSHELL_AGENT_PASSWORD", "OBSHELL_URL"):
         monkeypatch.delenv(name, raising=False)
-    yield
