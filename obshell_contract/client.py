@@ -471,8 +471,10 @@ class ObshellClient:
             trace.polls.append(DagPoll(round(offset, 3), None, f"unreachable: {exc}"))
             return None
 
-        dag = reply.data if reply.successful and isinstance(reply.data, dict) else None
-        note = str(dag.get("state")) if dag else f"{reply.http_status} {reply.err_code}"
+        dag = reply.data if _is_dag_reply(reply) else None
+        note = (
+            str(dag["state"]) if dag else f"HTTP {reply.http_status} {reply.err_code}"
+        )
         trace.polls.append(DagPoll(round(offset, 3), dag, note))
 
         if dag is not None and dag.get("state") in DAG_FINISHED_STATES:
@@ -516,6 +518,11 @@ def _parse(text: str) -> Any:
         return json.loads(text)
     except ValueError:
         return None
+
+
+def _is_dag_reply(reply: Reply) -> bool:
+    data = reply.data
+    return reply.successful and isinstance(data, dict) and "state" in data
 
 
 def _is_task_not_found(reply: Reply) -> bool:

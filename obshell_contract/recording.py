@@ -17,7 +17,7 @@ from typing import Any
 import requests
 
 from obshell_contract.log import logger
-from obshell_contract.redaction import Redactor
+from obshell_contract.redaction import Redactor, secret_values
 
 __all__ = [
     "RESPONSE_TEXT_LIMIT",
@@ -226,8 +226,13 @@ def build_exchange(
         captured=captured,
     )
 
+    # Values under secret keys are secrets too, wherever they show up again.
+    harvested = secret_values(signature.header_fields) | secret_values(
+        signature.plaintext or b""
+    )
+
     # Redact first and cut afterwards: a cut could split a secret in two.
-    safe = full.redacted(redactor.with_secrets(signature.secrets))
+    safe = full.redacted(redactor.with_secrets([*signature.secrets, *harvested]))
     exchange = dataclasses.replace(
         safe,
         wire_body_excerpt=_cap(safe.wire_body_excerpt, WIRE_EXCERPT_LIMIT),

@@ -15,10 +15,10 @@ from __future__ import annotations
 import json
 import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "Redactor", "is_secret_key"]
+__all__ = ["REDACTED", "Redactor", "is_secret_key", "secret_values"]
 
 REDACTED = "[redacted]"
 
@@ -27,6 +27,10 @@ REDACTED = "[redacted]"
 _SECRET_KEYS = frozenset(
     {"auth", "keys", "password", "passwd", "agent_password", "rootpassword"}
 )
+
+# Harvested values shorter than this are masked by key only: replacing every "a"
+# of a record because some forged body said {"password": "a"} would ruin it.
+_MIN_HARVESTED = 4
 
 # A JSON member whose key looks secret and whose value is a string, a number or a
 # literal; used on text that may not parse (forged bodies such as ``{} x``).
@@ -40,6 +44,48 @@ def is_secret_key(key: str) -> bool:
     """Whether a mapping key names a secret (case-insensitive)."""
     lowered = key.lower()
     return lowered in _SECRET_KEYS or "password" in lowered or "passwd" in lowered
+
+
+def secret_values(data: Any) -> set[str]:
+    """Values stored under secret-looking keys in a JSON value or JSON-ish text.
+
+    They become secrets of their own, so that an agent echoing them inside a
+    message (where no key marks them) cannot make them appear in a record.
+    """
+    if isinstance(data, (bytes, str)):
+        return _values_in_text(
+            data.decode("utf-8", "replace") if isinstance(data, bytes) else data
+        )
+
+    found: set[str] = set()
+    if isinstance(data, Mapping):
+        for key, value in data.items():
+            if is_secret_key(str(key)) and isinstance(value, str):
+                found.add(value)
+            elif isinstance(value, (Mapping, list, tuple)):
+                found |= secret_values(value)
+    elif isinstance(data, (list, tuple)):
+        for item in data:
+            if isinstance(item, (Mapping, list, tuple)):
+                found |= secret_values(item)
+    return {value for value in found if len(value) >= _MIN_HARVESTED}
+
+
+def _values_in_text(text: str) -> set[str]:
+    try:
+        return secret_values(json.loads(text))
+    except ValueError:
+        pass
+
+    found: set[str] = set()
+    for match in _SECRET_MEMBER.finditer(text):
+        value = match["value"]
+        if is_secret_key(match["key"]) and value.startswith('"'):
+            try:
+                found.add(json.loads(value))
+            except ValueError:
+                continue
+    return {value for value in found if len(value) >= _MIN_HARVESTED}
 
 
 class Redactor:
