@@ -176,7 +176,7 @@ class MockAgent:
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.02},
             name=f"obshell-mock:{self.port}",
             daemon=True,
         )

@@ -13,6 +13,7 @@ import contextlib
 import http.server
 import secrets
 import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -623,6 +624,17 @@ class MockHTTPServer(http.server.ThreadingHTTPServer):
         with self._connections_lock:
             self._connections.discard(request)
         super().shutdown_request(request)
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        # socketserver would print a traceback to stderr. A client that hangs
+        # up is its own business; anything else is a bug worth failing on.
+        error = sys.exc_info()[1]
+        if isinstance(error, OSError):
+            logger.debug("mock http: connection from %s: %r", client_address, error)
+            return
+        if isinstance(error, Exception):
+            self.agent.record_handler_error(error)
+            logger.error("mock http: connection handling failed", exc_info=error)
 
     def close_connections(self) -> None:
         """Shut down every open client connection (idle keep-alive ones too)."""
