@@ -208,7 +208,8 @@ def rsa_encrypt_chunked(
     ``chunk_size`` defaults to the key's maximum; the official SDK uses 53 for
     every key size, and the agent accepts any size up to the maximum.
     """
-    size = chunk_size or max_chunk(key)
+    # `or` would turn a chunk_size of 0 into the default instead of refusing it.
+    size = max_chunk(key) if chunk_size is None else chunk_size
     if not 0 < size <= max_chunk(key):
         raise ValueError(
             f"chunk_size must be between 1 and {max_chunk(key)} for a "

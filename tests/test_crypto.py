@@ -96,9 +96,12 @@ def test_chunk_sizes_above_the_maximum_are_refused(
         rsa_encrypt_chunked(key.public_key(), b"x", max_chunk(key) + excess)
 
 
-def test_negative_chunk_size_is_refused(key: rsa.RSAPrivateKey) -> None:
-    with pytest.raises(ValueError, match="got -1"):
-        rsa_encrypt_chunked(key.public_key(), b"x", -1)
+@pytest.mark.parametrize("chunk_size", [0, -1])
+def test_empty_or_negative_chunk_sizes_are_refused(
+    key: rsa.RSAPrivateKey, chunk_size: int
+) -> None:
+    with pytest.raises(ValueError, match=f"got {chunk_size}"):
+        rsa_encrypt_chunked(key.public_key(), b"x", chunk_size)
 
 
 def test_empty_plaintext_gives_one_block(key: rsa.RSAPrivateKey) -> None:
