@@ -72,6 +72,9 @@ class ObshellAuth(requests.auth.AuthBase):
     ``GET /api/v1/secret``; ``public_key`` pins a key instead (until the agent
     says it cannot decrypt). Every exchange, including the key fetch and a
     resend, is recorded to ``recorder`` if one is given.
+
+    A redirect followed by ``requests`` would reuse the header signed for the
+    first URI; :class:`~obshell_contract.client.ObshellClient` follows none.
     """
 
     def __init__(
@@ -85,17 +88,15 @@ class ObshellAuth(requests.auth.AuthBase):
         public_key: RSAPublicKey | None = None,
         timeout: float = 10.0,
     ) -> None:
+        self.recorder = recorder
+        self.redactor = recorder.redactor if recorder is not None else Redactor()
         self.password = password
         self.agent_password = agent_password
         self.lifetime = lifetime
         self.chunk_size = chunk_size
-        self.recorder = recorder
         self.timeout = timeout
         self.key_fetches = 0
         self.resends = 0
-
-        self.redactor = recorder.redactor if recorder is not None else Redactor()
-        self.redactor.extend([password, agent_password])
 
         self._pinned_key = public_key
         self._keys: dict[str, RSAPublicKey] = {}
@@ -107,6 +108,27 @@ class ObshellAuth(requests.auth.AuthBase):
             f"ObshellAuth(header={self.header_name!r}, lifetime={self.lifetime!r}, "
             f"chunk_size={self.chunk_size!r})"
         )
+
+    @property
+    def password(self) -> str:
+        """The root@sys password, sent in ``X-OCS-Header``."""
+        return self._password
+
+    @password.setter
+    def password(self, value: str) -> None:
+        # Registered on every change, so a new password is masked in records too.
+        self.redactor.add(value)
+        self._password = value
+
+    @property
+    def agent_password(self) -> str | None:
+        """The agent password; when set, requests use ``X-OCS-Agent-Header``."""
+        return self._agent_password
+
+    @agent_password.setter
+    def agent_password(self, value: str | None) -> None:
+        self.redactor.add(value)
+        self._agent_password = value
 
     @property
     def header_name(self) -> str:
@@ -253,6 +275,7 @@ class ObshellAuth(requests.auth.AuthBase):
 
     def _fetch_public_key(self, origin: str) -> RSAPublicKey:
         url = origin + SECRET_PATH
+        signature = Signature()
         started = time.perf_counter()
         try:
             response = requests.get(url, timeout=self.timeout)
@@ -263,7 +286,7 @@ class ObshellAuth(requests.auth.AuthBase):
             ) from exc
 
         self.key_fetches += 1
-        self._record(response, None, "public key fetch", _ms_since(started))
+        self._record(response, signature, "public key fetch", _ms_since(started))
         return _parse_public_key(url, response)
 
 

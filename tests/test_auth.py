@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import threading
 import time
@@ -301,3 +302,18 @@ def test_a_secret_without_a_key_raises_transport_error(
 
     with pytest.raises(TransportError, match=r"data\.public_key"):
         session.get(f"{server.url}/api/v1/info", auth=ObshellAuth(PASSWORD))
+
+
+def test_a_changed_password_is_masked_too(
+    server: RecordingServer, session: requests.Session
+) -> None:
+    recorder = Recorder()
+    auth = ObshellAuth(PASSWORD, recorder=recorder)
+    auth.password = "changed-Pw#3"
+    server.echo_secrets = True
+
+    session.post(f"{server.url}/api/v1/agent/upgrade", json={}, auth=auth)
+
+    assert server.last.header_field("Auth") == "changed-Pw#3"
+    assert "changed-Pw#3" not in json.dumps(recorder.to_list())
+    assert recorder.redactor.text("was changed-Pw#3") == "was [redacted]"
