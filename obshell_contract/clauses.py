@@ -18,7 +18,7 @@ from obshell_contract.errors import UsageError
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - exercised on 3.10 only
-    import tomli as tomllib
+    import tomli as tomllib  # type: ignore[import-not-found,unused-ignore]
 
 __all__ = [
     "CATALOGUE_PATH",
@@ -109,7 +109,7 @@ def _parse_clause(entry: dict[str, object], path: Path) -> Clause:
     return Clause(
         id=clause_id,
         title=str(entry["title"]),
-        level=level,  # type: ignore[arg-type]
+        level=level,
         area=str(entry["area"]),
         source=str(entry["source"]),
         rationale=str(entry["rationale"]),

@@ -85,6 +85,10 @@ class Evidence:
     example: str | None = None
     notes: list[str] = field(default_factory=list)
 
+    def __repr__(self) -> str:
+        # Hypothesis prints a test's arguments; keep this one short.
+        return f"Evidence(<{len(self.checks)} checks, {len(self.exchanges)} exchanges>)"
+
     def check(
         self,
         clause: str,
@@ -101,6 +105,47 @@ class Evidence:
     @property
     def failed_checks(self) -> list[Check]:
         return [check for check in self.checks if not check.passed]
+
+    def compacted(self, keep: int = 20) -> Evidence:
+        """A copy small enough for a report: one line per clause that held,
+        the first ``keep`` failures per clause, the last ``keep`` exchanges.
+
+        A Hypothesis test sends hundreds of requests; the last ones belong to
+        the shrunk example, which is the one worth showing.
+        """
+        held: dict[str, int] = {}
+        failures: dict[str, list[Check]] = {}
+        for check in self.checks:
+            if check.passed:
+                held[check.clause] = held.get(check.clause, 0) + 1
+            else:
+                failures.setdefault(check.clause, []).append(check)
+
+        checks = [found[:keep] for found in failures.values()]
+        summary = [
+            Check(
+                clause,
+                True,
+                expected="held on every reply",
+                actual=f"held {count} times",
+            )
+            for clause, count in held.items()
+            if clause not in failures
+        ]
+        dropped = len(self.exchanges) - keep
+        notes = list(self.notes)
+        if dropped > 0:
+            notes.append(
+                f"{dropped} earlier exchanges omitted; the last {keep} are shown"
+            )
+        return Evidence(
+            checks=[check for group in checks for check in group] + summary,
+            exchanges=self.exchanges[-keep:],
+            cases=self.cases[-keep:],
+            timeline=list(self.timeline),
+            example=self.example,
+            notes=notes,
+        )
 
     def is_empty(self) -> bool:
         return not (self.checks or self.exchanges or self.cases or self.timeline)

@@ -1,11 +1,450 @@
-"""The contract suite's pytest plugin (being assembled; see obshell_contract.report)."""
+"""The contract suite's pytest plugin: options, targets, clause bookkeeping, evidence.
+
+Loaded through the ``pytest11`` entry point, so ``pytest contract_tests`` needs
+no configuration: with no ``--obshell-url`` the embedded mock agent starts on a
+free port. The reporting side lives in :mod:`obshell_contract.report.plugin`.
+"""
 
 from __future__ import annotations
 
+import json
+import os
+from collections.abc import Callable, Generator, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
 import pytest
+from hypothesis import settings as hypothesis_settings
+
+from obshell_contract import strategies
+from obshell_contract.checks import Observer
+from obshell_contract.clauses import Clause, load_catalogue
+from obshell_contract.client import ObshellClient
+from obshell_contract.errors import UsageError
+from obshell_contract.evidence import Evidence
+from obshell_contract.redaction import Redactor
+from obshell_contract.targets import (
+    Target,
+    UpgradePackage,
+    check_url,
+    embedded_mock,
+    probe,
+    random_password,
+)
+
+__all__ = ["MOCK", "RunSettings", "load_hypothesis_profile", "run_settings"]
+
+pytest_plugins = ["obshell_contract.report.plugin"]
+
+MOCK = "mock"
+NOT_RUN = "not run: "
+NOT_APPLICABLE = "not applicable: "
+
+_settings_key = pytest.StashKey["RunSettings"]()
+_evidence_key = pytest.StashKey[Evidence]()
+_target_key = pytest.StashKey[Target]()
+
+
+@dataclass
+class RunSettings:
+    """The run's options, validated once in ``pytest_configure``."""
+
+    urls: list[str]
+    password: str
+    agent_password: str | None
+    mock_profile: str
+    mock_faults: tuple[str, ...]
+    allow_upgrade: bool
+    upgrade: UpgradePackage | None
+    dag_timeout: float
+    stage_seconds: float
+    secrets: list[str] = field(default_factory=list)
+
+    @property
+    def embedded(self) -> bool:
+        return not self.urls
+
+    def mock_options(self) -> dict[str, Any]:
+        return {
+            "password": self.password,
+            "agent_password": self.agent_password,
+            "profile": self.mock_profile,
+            "faults": self.mock_faults,
+            "stage_seconds": self.stage_seconds,
+        }
+
+    def __repr__(self) -> str:
+        return f"RunSettings(urls={self.urls!r}, mock_profile={self.mock_profile!r})"
+
+
+def run_settings(config: pytest.Config) -> RunSettings:
+    """The run's validated options; a bad value is a one-line usage error."""
+    if _settings_key not in config.stash:
+        try:
+            config.stash[_settings_key] = _read_settings(config)
+        except UsageError as exc:
+            raise pytest.UsageError(str(exc)) from None
+    return config.stash[_settings_key]
+
+
+# -- options ---------------------------------------------------------------------
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("obshell-contract", "obshell contract suite")
+    group.addoption(
+        "--obshell-url",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="Agent to check (repeatable; env OBSHELL_URL). Default: the embedded mock.",
+    )
+    group.addoption(
+        "--obshell-password",
+        default=None,
+        metavar="PASSWORD",
+        help="root@sys password (env OBSHELL_PASSWORD). The embedded mock uses it too.",
+    )
+    group.addoption(
+        "--obshell-agent-password",
+        default=None,
+        metavar="PASSWORD",
+        help="Agent password, sent in X-OCS-Agent-Header (env OBSHELL_AGENT_PASSWORD).",
+    )
+    group.addoption(
+        "--mock-profile",
+        default="reference",
+        metavar="NAME",
+        help="Profile of the embedded mock: reference (default) or obshell-4.5.",
+    )
+    group.addoption(
+        "--mock-fault",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="Break the embedded mock on purpose (repeatable); see obshell-mock --list-faults.",
+    )
+    group.addoption(
+        "--allow-upgrade",
+        action="store_true",
+        help="Let the run start real upgrades on a live agent (needs --upgrade-version "
+        "and --upgrade-release).",
+    )
+    group.addoption("--upgrade-version", default=None, metavar="VERSION")
+    group.addoption("--upgrade-release", default=None, metavar="RELEASE")
+    group.addoption(
+        "--dag-timeout",
+        default="60",
+        metavar="SECONDS",
+        help="Deadline for an upgrade DAG to finish (default 60).",
+    )
+    group.addoption(
+        "--mock-stage-seconds",
+        default="0.05",
+        metavar="SECONDS",
+        help="Time each DAG stage takes in the embedded mock (default 0.05).",
+    )
 
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "clause(*ids): the contract clauses this test checks"
     )
+    config.addinivalue_line(
+        "markers",
+        "stateful: the test starts upgrades; it needs a fresh or upgradable agent",
+    )
+    run_settings(config)
+
+
+def _read_settings(config: pytest.Config) -> RunSettings:
+    urls = [check_url(url) for url in _urls(config)]
+    password = config.getoption("obshell_password") or os.environ.get(
+        "OBSHELL_PASSWORD"
+    )
+    agent_password = config.getoption("obshell_agent_password") or os.environ.get(
+        "OBSHELL_AGENT_PASSWORD"
+    )
+    if password is None:
+        if urls:
+            raise UsageError(
+                "--obshell-password (or OBSHELL_PASSWORD) is required with --obshell-url"
+            )
+        password = random_password()
+
+    profile, faults = _mock_choice(config)
+    settings = RunSettings(
+        urls=urls,
+        password=password,
+        agent_password=agent_password or None,
+        mock_profile=profile,
+        mock_faults=faults,
+        allow_upgrade=bool(config.getoption("allow_upgrade")),
+        upgrade=_upgrade_package(config, urls),
+        dag_timeout=_positive_float(config, "dag_timeout", "--dag-timeout"),
+        stage_seconds=_positive_float(
+            config, "mock_stage_seconds", "--mock-stage-seconds", allow_zero=True
+        ),
+    )
+    settings.secrets = [s for s in (password, agent_password) if s]
+    return settings
+
+
+def _urls(config: pytest.Config) -> list[str]:
+    urls: list[str] = list(config.getoption("obshell_url") or [])
+    if not urls and os.environ.get("OBSHELL_URL"):
+        urls = os.environ["OBSHELL_URL"].split()
+    return urls
+
+
+def _mock_choice(config: pytest.Config) -> tuple[str, tuple[str, ...]]:
+    from obshell_contract.mock.faults import FAULTS
+    from obshell_contract.mock.profiles import PROFILES
+
+    profile = str(config.getoption("mock_profile"))
+    if profile not in PROFILES:
+        raise UsageError(
+            f"--mock-profile {profile!r}: expected one of {', '.join(sorted(PROFILES))}"
+        )
+    faults = tuple(config.getoption("mock_fault") or ())
+    for fault in faults:
+        if fault not in FAULTS:
+            raise UsageError(
+                f"--mock-fault {fault!r} is not a known fault; "
+                f"known: {', '.join(sorted(FAULTS))}"
+            )
+    return profile, faults
+
+
+def _upgrade_package(config: pytest.Config, urls: list[str]) -> UpgradePackage | None:
+    version = config.getoption("upgrade_version")
+    release = config.getoption("upgrade_release")
+    allow = config.getoption("allow_upgrade")
+    if (version is None) != (release is None):
+        raise UsageError("--upgrade-version and --upgrade-release go together")
+    if allow and urls and version is None:
+        raise UsageError(
+            "--allow-upgrade needs --upgrade-version and --upgrade-release naming a "
+            "package the cluster holds"
+        )
+    if version is None:
+        return None
+    from obshell_contract import schemas
+
+    body = {"version": version, "release": release}
+    for violation in schemas.violations(body, schemas.REQUEST):
+        raise UsageError(
+            f"--upgrade-{violation.pointer.lstrip('/')} "
+            f"{body.get(violation.pointer.lstrip('/'))!r}: {violation.message}"
+        )
+    return UpgradePackage(str(version), str(release))
+
+
+def _positive_float(
+    config: pytest.Config, name: str, flag: str, *, allow_zero: bool = False
+) -> float:
+    raw = config.getoption(name)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise UsageError(f"{flag} {raw!r}: expected a number of seconds") from None
+    if value < 0 or (value == 0 and not allow_zero):
+        raise UsageError(f"{flag} {raw!r}: expected a positive number of seconds")
+    return value
+
+
+# -- hypothesis profile, clause bookkeeping --------------------------------------
+
+
+def pytest_collection_modifyitems(
+    session: pytest.Session, config: pytest.Config, items: list[pytest.Item]
+) -> None:
+    contract_items = [item for item in items if item.get_closest_marker("clause")]
+    if not contract_items:
+        return
+
+    _check_markers(contract_items)
+    _group_stateful(contract_items, run_settings(config))
+
+
+def load_hypothesis_profile(config: pytest.Config) -> None:
+    """Pick the suite's profile unless ``--hypothesis-profile`` chose one.
+
+    Called by the suite's conftest as it loads, before any ``@given`` test is
+    collected, so the project's own tests keep Hypothesis' defaults.
+    """
+    strategies.register_profiles()
+    if config.getoption("hypothesis_profile", None) is None:
+        hypothesis_settings.load_profile(_default_profile(run_settings(config)))
+
+
+def _default_profile(settings: RunSettings) -> str:
+    if not settings.embedded:
+        return strategies.PROFILE_LIVE
+    if os.environ.get("CI"):
+        return strategies.PROFILE_CI
+    return strategies.PROFILE_MOCK
+
+
+def _check_markers(items: list[pytest.Item]) -> None:
+    catalogue = load_catalogue()
+    for item in items:
+        for clause_id in clause_ids(item):
+            if clause_id not in catalogue:
+                raise pytest.UsageError(
+                    f"{item.nodeid}: @pytest.mark.clause({clause_id!r}) names no clause "
+                    f"of {len(catalogue)} in contract_tests/clauses.toml"
+                )
+
+
+def _group_stateful(items: list[pytest.Item], settings: RunSettings) -> None:
+    # A live agent has one maintenance lock: tests that upgrade must not run on
+    # two xdist workers at once. The embedded mock gives each test its own agent.
+    if settings.embedded:
+        return
+    for item in items:
+        if item.get_closest_marker("stateful"):
+            item.add_marker(pytest.mark.xdist_group("obshell-stateful"))
+
+
+def clause_ids(item: pytest.Item) -> list[str]:
+    ids: list[str] = []
+    for marker in item.iter_markers("clause"):
+        ids.extend(str(arg) for arg in marker.args)
+    return ids
+
+
+def item_clauses(item: pytest.Item) -> list[Clause]:
+    catalogue = load_catalogue()
+    return [catalogue[clause_id] for clause_id in clause_ids(item)]
+
+
+# -- evidence --------------------------------------------------------------------
+
+
+@pytest.fixture
+def evidence(request: pytest.FixtureRequest) -> Evidence:
+    """What this test observed; the report shows it for failures."""
+    return request.node.stash.setdefault(_evidence_key, Evidence())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(
+    item: pytest.Item, call: pytest.CallInfo[None]
+) -> Generator[None, pytest.TestReport, pytest.TestReport]:
+    report = yield
+    if not item.get_closest_marker("clause"):
+        return report
+
+    settings = run_settings(item.config)
+    redactor = Redactor(settings.secrets)
+    found = item.stash.get(_evidence_key, None)
+    if found is not None and not found.is_empty():
+        report.obshell_evidence = redactor.text(found.compacted().to_json())  # type: ignore[attr-defined]
+    target = item.stash.get(_target_key, None)
+    if target is not None and target.facts is not None:
+        report.obshell_target = json.dumps(target.facts.to_dict())  # type: ignore[attr-defined]
+    return report
+
+
+def remember_target(item: pytest.Item, target: Target) -> None:
+    item.stash[_target_key] = target
+
+
+# -- targets ---------------------------------------------------------------------
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    # Several --obshell-url values: every test runs once per agent.
+    settings = run_settings(metafunc.config)
+    if "target" in metafunc.fixturenames and len(settings.urls) > 1:
+        metafunc.parametrize(
+            "target", settings.urls, indirect=True, scope="session", ids=settings.urls
+        )
+
+
+@pytest.fixture(scope="session")
+def target(request: pytest.FixtureRequest) -> Iterator[Target]:
+    """The agent under test, probed; the embedded mock when no URL was given."""
+    settings = run_settings(request.config)
+    url = getattr(request, "param", None) or (
+        settings.urls[0] if settings.urls else MOCK
+    )
+    if url == MOCK:
+        with embedded_mock(**settings.mock_options()) as mock_target:
+            yield mock_target
+        return
+
+    live = Target(
+        url=url,
+        password=settings.password,
+        agent_password=settings.agent_password,
+        package=settings.upgrade if settings.allow_upgrade else None,
+    )
+    probe(live)
+    yield live
+
+
+@pytest.fixture
+def fresh_target(request: pytest.FixtureRequest, target: Target) -> Iterator[Target]:
+    """An agent with no DAG history: a new embedded mock, or the live agent itself."""
+    if not target.is_mock:
+        yield target
+        return
+    with embedded_mock(**run_settings(request.config).mock_options()) as mock_target:
+        yield mock_target
+
+
+@pytest.fixture(autouse=True)
+def _clause_applicability(request: pytest.FixtureRequest) -> None:
+    """Skip, with the reason, clauses the target's version or the run's options exclude."""
+    if not request.node.get_closest_marker("clause"):
+        return
+    target: Target = request.getfixturevalue("target")
+    remember_target(request.node, target)
+    version = target.facts.agent_version if target.facts else None
+
+    for clause in item_clauses(request.node):
+        if not clause.applies_to(version):
+            pytest.skip(
+                f"{NOT_APPLICABLE}{clause.id} applies from {clause.since}, "
+                f"the agent is {version}"
+            )
+        if clause.needs == "upgrade" and not target.may_upgrade:
+            pytest.skip(
+                f"{NOT_RUN}{clause.id} starts a real upgrade; pass --allow-upgrade "
+                "with --upgrade-version and --upgrade-release to run it"
+            )
+
+
+@pytest.fixture
+def client_factory(
+    request: pytest.FixtureRequest, evidence: Evidence
+) -> Iterator[Callable[..., ObshellClient]]:
+    """Make clients whose every reply is checked against the envelope clauses."""
+    made: list[ObshellClient] = []
+
+    def make(target: Target, **overrides: Any) -> ObshellClient:
+        options: dict[str, Any] = {
+            "password": target.password,
+            "agent_password": target.agent_password,
+        }
+        options.update(overrides)
+        client = ObshellClient(
+            target.url, on_reply=Observer(evidence, target.secrets), **options
+        )
+        made.append(client)
+        return client
+
+    yield make
+    for client in made:
+        evidence.exchanges.extend(client.recorder.to_list())
+        client.close()
+
+
+@pytest.fixture
+def client(
+    client_factory: Callable[..., ObshellClient], target: Target
+) -> ObshellClient:
+    """An encrypting client for the shared target."""
+    return client_factory(target)
