@@ -187,10 +187,10 @@ class RunFacts:
 
 # pytest's own exit statuses that no verdict may hide.
 _FATAL_STATUSES = {
-    2: "interrupted",
-    3: "internal error",
-    4: "usage error",
-    5: "no tests",
+    2: "pytest was interrupted",
+    3: "pytest hit an internal error",
+    4: "pytest stopped on a usage error",
+    5: "no tests ran",
 }
 
 
@@ -269,7 +269,7 @@ def _headline(
     verdict: Verdict, results: Mapping[str, ClauseResult], facts: RunFacts
 ) -> str:
     if facts.pytest_status in _FATAL_STATUSES:
-        return f"pytest stopped: {_FATAL_STATUSES[facts.pytest_status]}"
+        return _FATAL_STATUSES[facts.pytest_status]
     if facts.tests_run == 0:
         return "no tests ran"
     if verdict.errors:

@@ -241,7 +241,11 @@ def pytest_configure(config: pytest.Config) -> None:
     if hasattr(config, "workerinput"):
         return
 
-    settings = Settings.from_config(config)
+    try:
+        settings = Settings.from_config(config)
+    except UsageError as exc:
+        # pytest prints its own UsageError as one "ERROR: ..." line, exit 4.
+        raise pytest.UsageError(str(exc)) from None
     if not settings.active:
         return
     if settings.junit is not None:
@@ -321,7 +325,9 @@ class ComplianceReporter:
             self._write(document)
         except OSError as exc:
             # A report that cannot be written must not pass for a clean run.
-            raise UsageError(f"cannot write the compliance report: {exc}") from None
+            raise pytest.UsageError(
+                f"cannot write the compliance report: {exc}"
+            ) from None
         session.exitstatus = self.verdict.exit_status
 
     @pytest.hookimpl(trylast=True)
@@ -330,7 +336,7 @@ class ComplianceReporter:
             return
         for path in self.written:
             terminalreporter.write_line(f"obshell-contract: wrote {self._shown(path)}")
-        colour = {"PASS": "green", "FAIL": "red"}.get(self.verdict.result, "magenta")
+        colour = {"PASS": "green", "FAIL": "red"}.get(self.verdict.result, "purple")
         terminalreporter.write_line(self.verdict.line, **{colour: True, "bold": True})
 
     # -- judging ---------------------------------------------------------------

@@ -73,6 +73,9 @@ class TestRecord:
     (``xfail``) counts as skipped with its reason.
     """
 
+    # Not a test class, whatever its name says.
+    __test__ = False
+
     nodeid: str
     clauses: list[str] = field(default_factory=list)
     outcome: Outcome = "passed"
@@ -188,18 +191,22 @@ def falsifying_example(text: str) -> str | None:
     for index, line in enumerate(lines):
         match = _EXAMPLE.match(line)
         if match:
-            return _example_block(match.group(1), lines[index + 1 :])
+            indent = line.index(match.group(1))
+            return _example_block(match.group(1), lines[index + 1 :], indent)
     return None
 
 
-def _example_block(first: str, rest: Sequence[str]) -> str:
-    block = [first]
+def _example_block(first: str, rest: Sequence[str], indent: int) -> str:
     if not first.rstrip().endswith("("):
         return first
 
-    # A multi-line call: keep lines until the one closing the parenthesis.
+    # A multi-line call, under pytest's "E       " margin: keep lines until
+    # the one closing the parenthesis.
+    block = [first]
     for line in rest:
-        text = re.sub(r"^E\s{3}", "", line)
+        margin, text = line[:indent], line[indent:]
+        if margin.strip() not in ("", "E"):
+            break
         block.append(text)
         if text.strip() == ")":
             break

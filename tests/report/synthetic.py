@@ -1,0 +1,98 @@
+"""Synthetic contract suites: a conftest that plays the suite plugin's part.
+
+A synthetic suite is a ``contract_tests`` directory whose conftest stands in for
+the suite's plugin: tests fill an ``evidence`` fixture, and a
+``pytest_runtest_makereport`` wrapper attaches it (and a target) to every
+report as plain string attributes, as the real plugin does. The real plugin is
+blocked in those runs (``-p no:obshell_contract``) so that only the report
+plugin is under test.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+ISOLATION = ("-p", "no:obshell_contract", "-p", "obshell_contract.report.plugin")
+
+SYNTHETIC_CONFTEST = """
+import json
+
+import pytest
+
+from obshell_contract.evidence import Case, Evidence, TimelineEntry
+
+TARGET = {
+    "url": "http://127.0.0.1:1",
+    "agent_version": "4.5.0.0-100000012026050801",
+    "identity": "CLUSTER AGENT",
+    "key_bits": 1024,
+    "error_scheme": "errCode",
+    "mock_profile": "reference",
+    "mock_faults": [],
+}
+
+
+@pytest.fixture
+def evidence(request):
+    found = Evidence()
+    request.node.synthetic_evidence = found
+    return found
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    report = yield
+    found = getattr(item, "synthetic_evidence", None) or Evidence()
+    report.obshell_evidence = found.to_json()
+    report.obshell_target = json.dumps(getattr(item.module, "TARGET", TARGET))
+    return report
+"""
+
+
+@dataclass
+class SuiteRun:
+    """A finished run of a synthetic suite, its outputs read as it left them."""
+
+    result: pytest.RunResult
+    root: Path
+    json_path: Path
+    document: dict[str, Any]
+    html: str
+
+    @classmethod
+    def read(cls, result: pytest.RunResult, root: Path) -> SuiteRun:
+        # Read now: a later run in the same test writes to the same paths.
+        json_path = root / "out" / "compliance.json"
+        html_path = root / "out" / "compliance.html"
+        document = (
+            json.loads(json_path.read_text("utf-8")) if json_path.exists() else {}
+        )
+        page = html_path.read_text("utf-8") if html_path.exists() else ""
+        return cls(result, root, json_path, document, page)
+
+    @property
+    def html_verdict(self) -> str:
+        """The verdict paragraph of the HTML report, unescaped."""
+        found = re.search(r'<p class="verdict \w+" id="verdict">(.*?)</p>', self.html)
+        assert found, "no verdict in the HTML report"
+        return html.unescape(found.group(1))
+
+    @property
+    def statuses(self) -> dict[str, str]:
+        return {c["id"]: c["status"] for c in self.document["clauses"]}
+
+    @property
+    def verdict_line(self) -> str:
+        lines = [
+            ln for ln in self.result.outlines if ln.startswith("obshell-contract: ")
+        ]
+        verdicts = [ln for ln in lines if " under gate " in ln]
+        assert len(verdicts) == 1, self.result.outlines
+        return verdicts[0]
