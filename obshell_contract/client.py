@@ -163,6 +163,7 @@ class ObshellClient:
 
     ``password`` is root@sys's (sent in ``X-OCS-Header``); with
     ``agent_password`` the client uses ``X-OCS-Agent-Header`` instead.
+    ``on_reply`` sees every reply, forged sends included (not transport errors).
     """
 
     def __init__(

@@ -13,6 +13,7 @@ import pytest
 
 from obshell_contract.client import ObshellClient, Reply
 from obshell_contract.errors import TransportError, UsageError
+from obshell_contract.forgery import GARBAGE_HEADER, send_forged
 from obshell_contract.recording import Recorder
 from tests.support.recording_server import (
     DECRYPT_FAILED_ENVELOPE,
@@ -370,6 +371,17 @@ def test_the_recorder_can_be_cleared(client: ObshellClient) -> None:
 
     assert list(client.recorder) == []
     assert client.recorder.last is None
+
+
+def test_on_reply_sees_every_reply(fresh: RecordingServer) -> None:
+    seen: list[Reply] = []
+    with ObshellClient(fresh.url, PASSWORD, on_reply=seen.append) as client:
+        first = client.info()
+        second = client.upgrade_agent("4.3.1.0", "1.el7")
+        third = send_forged(client, "POST", "/api/v1/agent/upgrade", {}, GARBAGE_HEADER)
+
+    assert seen == [first, second, third]
+    assert third.http_status == 401
 
 
 # -- transport errors -----------------------------------------------------------------
