@@ -86,15 +86,20 @@ def _guard(
     def guard(clause: str) -> Iterator[None]:
         before = unfinished_ids(client)
         count = len(client.recorder.exchanges)
-        yield
-        started = _started_dags(client, count) | (unfinished_ids(client) - before)
-        if not started:
-            return
-        for dag_id in sorted(started):
-            evidence.notes.append(undo_dag(client, dag_id, deadline))
-        raise ContractViolation(
-            clause, "no DAG started by a rejected request", f"DAG(s) {sorted(started)}"
-        )
+        try:
+            yield
+        finally:
+            # Runs when the block's own assertion failed too: a DAG started by
+            # mistake must be undone whatever else went wrong.
+            started = _started_dags(client, count) | (unfinished_ids(client) - before)
+            for dag_id in sorted(started):
+                evidence.notes.append(undo_dag(client, dag_id, deadline))
+        if started:
+            raise ContractViolation(
+                clause,
+                "no DAG started by a rejected request",
+                f"DAG(s) {sorted(started)}",
+            )
 
     return guard
 

@@ -42,6 +42,10 @@ class Profile:
     # A whitespace-only upgradeDir means "the default" (§4.2 step 5).
     blank_upgrade_dir_is_default: bool
 
+    # Any ".." segment in upgradeDir is refused, as the request schema says;
+    # the agent refuses only those that climb out of its parent directory.
+    reject_dot_dot_segments: bool
+
     # gin's trailing-slash redirect: 301/307 without an envelope (§3).
     redirect_trailing_slash: bool
 
@@ -58,6 +62,7 @@ REFERENCE = Profile(
     blank_counts_as_missing=True,
     check_version_format=True,
     package_precheck=True,
+    reject_dot_dot_segments=True,
     blank_upgrade_dir_is_default=False,
     redirect_trailing_slash=False,
     query_panics=False,
@@ -71,6 +76,7 @@ OBSHELL_45 = Profile(
     blank_counts_as_missing=False,
     check_version_format=False,
     package_precheck=False,
+    reject_dot_dot_segments=False,
     blank_upgrade_dir_is_default=True,
     redirect_trailing_slash=True,
     query_panics=True,

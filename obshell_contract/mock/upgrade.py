@@ -153,15 +153,19 @@ def _version_and_build(text: str) -> tuple[list[str], int]:
     return info[0].split("."), build
 
 
-def check_path_valid(path: str) -> str | None:
-    """``utils.CheckPathValid``: None, or why ``path`` is refused."""
+def check_path_valid(path: str, *, strict: bool = False) -> str | None:
+    """``utils.CheckPathValid``: None, or why ``path`` is refused.
+
+    ``strict`` refuses every ``..`` segment, not only those that escape.
+    """
     if not path.startswith("/"):
         return "should start with '/'"
     if not _PATH_CHARS.fullmatch(path):
         return f"should match pattern {_PATH_PATTERN_TEXT}"
 
     parent = f"/{uuid.uuid4()}"
-    if not posixpath.normpath(f"{parent}/{path}").startswith(parent):
+    escapes = not posixpath.normpath(f"{parent}/{path}").startswith(parent)
+    if escapes or (strict and ".." in path.split("/")):
         return (
             "should not lead to directory traversal issues when joined with "
             "a generated parent path"
@@ -276,7 +280,7 @@ class UpgradeHandler:
         trimmed = path.strip()
         if not path or (not trimmed and self.profile.blank_upgrade_dir_is_default):
             return f"{self.facts.home_path}/upgrade"
-        reason = check_path_valid(path)
+        reason = check_path_valid(path, strict=self.profile.reject_dot_dot_segments)
         if reason is not None:
             raise agent_error("Common.InvalidPath", path, reason, data_null=True)
         return trimmed
