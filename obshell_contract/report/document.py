@@ -194,6 +194,8 @@ def _failure(record: TestRecord, commands: Commands) -> dict[str, Any]:
 
 def _message(record: TestRecord) -> str:
     """One line saying what went wrong: the exception, or the failed checks."""
+    if record.crash:
+        return record.crash.splitlines()[0][:500]
     if record.longrepr:
         lines = [
             ln[1:].strip() for ln in record.longrepr.splitlines() if ln.startswith("E ")

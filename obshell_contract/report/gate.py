@@ -183,6 +183,8 @@ class RunFacts:
     pytest_failed: bool
     errors: Sequence[str] = ()
     report: str | None = None
+    # Why pytest stopped before running every test (-x, --maxfail), if it did.
+    stopped: str | None = None
 
 
 # pytest's own exit statuses that no verdict may hide.
@@ -239,8 +241,8 @@ def _gated(verdict: Verdict) -> list[str]:
 def _result(verdict: Verdict, facts: RunFacts) -> tuple[Any, int]:
     if facts.pytest_status in _FATAL_STATUSES or facts.tests_run == 0:
         return "ERROR", facts.pytest_status or 5
-    if verdict.errors:
-        return "ERROR", 1
+    if verdict.errors or facts.stopped:
+        return "ERROR", facts.pytest_status or 1
     if _gated(verdict):
         return "FAIL", 1
     return "PASS", 0
@@ -272,6 +274,8 @@ def _headline(
         return _FATAL_STATUSES[facts.pytest_status]
     if facts.tests_run == 0:
         return "no tests ran"
+    if facts.stopped:
+        return f"the run stopped early ({facts.stopped}): a partial run has no verdict"
     if verdict.errors:
         return (
             f"{_count(len(verdict.errors), 'test')} errored outside the clause checks "

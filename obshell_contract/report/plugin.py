@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import shlex
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -306,6 +307,9 @@ class ComplianceReporter:
     def pytest_sessionstart(self, session: pytest.Session) -> None:
         self.started = dt.datetime.now().astimezone()
         self._t0 = time.perf_counter()
+        # Every plugin is configured by now: learn the suite's secrets (its
+        # random mock password among them).
+        self.redactor.extend(_suite_secrets(self.config))
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
@@ -354,8 +358,9 @@ class ComplianceReporter:
             pytest_status=exitstatus,
             tests_run=len(records),
             pytest_failed=any(r.outcome in ("failed", "error") for r in records),
-            errors=self._errors(records, catalogue, session),
+            errors=self._errors(records, catalogue),
             report=self._report_name(),
+            stopped=_stop_reason(session),
         )
         verdict = decide(
             results, self.settings.gate, self.settings.waivers, facts, today
@@ -381,10 +386,7 @@ class ComplianceReporter:
         return document, verdict
 
     def _errors(
-        self,
-        records: Sequence[TestRecord],
-        catalogue: dict[str, Clause],
-        session: pytest.Session,
+        self, records: Sequence[TestRecord], catalogue: dict[str, Clause]
     ) -> list[str]:
         errors = list(self.collection_errors)
         for record in records:
@@ -394,10 +396,6 @@ class ComplianceReporter:
             elif record.outcome == "failed" and not known:
                 # A failed test that names no clause cannot be gated away.
                 errors.append(record.nodeid)
-        if session.shouldstop or session.shouldfail:
-            errors.append(
-                f"the run stopped early: {session.shouldstop or session.shouldfail}"
-            )
         return errors
 
     def _run_info(self) -> RunInfo:
@@ -574,6 +572,15 @@ def _redact_longrepr(
     )
 
 
+def _suite_secrets(config: pytest.Config) -> list[str]:
+    """The passwords the suite's plugin settled on, when it runs in this session."""
+    suite = sys.modules.get("obshell_contract.plugin")
+    if suite is None or not config.pluginmanager.is_registered(suite):
+        return []
+    secrets: list[str] = suite.run_settings(config).secrets
+    return secrets
+
+
 def _target_args(target: dict[str, Any] | None) -> list[str]:
     if not target:
         return []
@@ -608,6 +615,11 @@ def _schema_hashes() -> dict[str, str]:
         logger.warning("compliance report: no schema hashes: %s", exc)
         return {}
     return hashes
+
+
+def _stop_reason(session: pytest.Session) -> str | None:
+    reason = session.shouldstop or session.shouldfail
+    return str(reason) if reason else None
 
 
 def _workers(config: pytest.Config) -> int:

@@ -27,6 +27,7 @@ from obshell_contract.evidence import (
 from obshell_contract.redaction import Redactor
 
 __all__ = [
+    "EXAMPLE_LIMIT",
     "FAILING",
     "NOT_RUN_PREFIX",
     "STATUSES",
@@ -56,7 +57,7 @@ FAILING: frozenset[str] = frozenset({"failed", "error", "waived"})
 NOT_RUN_PREFIX = "not run: "
 
 Outcome = Literal["passed", "failed", "error", "skipped", "not run", "xfailed"]
-_PHASES = ("setup", "call", "teardown")
+EXAMPLE_LIMIT = 4000
 # Hypothesis wrote "Falsifying example: ..." until 6.1xx, "Failing test case: ..."
 # since; explicit @example cases say "explicit example" in either wording.
 _EXAMPLE = re.compile(
@@ -82,6 +83,8 @@ class TestRecord:
     duration: float = 0.0
     reason: str | None = None
     longrepr: str | None = None
+    # pytest's one-line summary of the failure (its "reprcrash" message).
+    crash: str | None = None
     evidence: Evidence = field(default_factory=Evidence)
     target: dict[str, Any] | None = None
     failed_phase: str | None = None
@@ -92,8 +95,15 @@ class TestRecord:
 
     @property
     def example(self) -> str | None:
-        """The shrunk Hypothesis example, from the evidence or the traceback."""
-        return self.evidence.example or falsifying_example(self.longrepr or "")
+        """The shrunk Hypothesis example, from the evidence or the traceback.
+
+        Capped: Hypothesis prints every argument, fixtures included, and a
+        fixture's repr can run to pages.
+        """
+        example = self.evidence.example or falsifying_example(self.longrepr or "")
+        if example is None or len(example) <= EXAMPLE_LIMIT:
+            return example
+        return f"{example[:EXAMPLE_LIMIT]}…[{len(example) - EXAMPLE_LIMIT} more characters]"
 
     @property
     def has_failure(self) -> bool:
@@ -140,11 +150,18 @@ class Collector:
                 record.outcome = "failed" if report.when == "call" else "error"
                 record.failed_phase = report.when
                 record.longrepr = self.redactor.text(report.longreprtext)
+                record.crash = self.redactor.text(_crash_message(report.longrepr))
             return
 
         if report.skipped:
             record.outcome, record.reason = _skip_outcome(report)
             record.reason = self.redactor.text(record.reason)
+
+
+def _crash_message(longrepr: object) -> str:
+    crash = getattr(longrepr, "reprcrash", None)
+    message = getattr(crash, "message", None)
+    return message if isinstance(message, str) else ""
 
 
 def _attachment(report: pytest.TestReport, name: str) -> str | None:
