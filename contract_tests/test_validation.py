@@ -25,8 +25,14 @@ Guard = Callable[[str], Any]
 REQUIRED = "Key: 'UpgradeCheckParam.{0}' Error:Field validation for '{0}' failed on the 'required' tag"
 
 
-def send(client: ObshellClient, body: Any, evidence: Evidence) -> Reply:
-    """Send an encrypted plaintext body; observe REQ-13 on every answer."""
+def send(client: ObshellClient, body: Any) -> Reply:
+    """Send an encrypted plaintext body; observe REQ-13 on every answer.
+
+    The observation goes to the client's observer, whose evidence is the
+    test's: ``@given`` tests do not take ``evidence`` as an argument, because
+    Hypothesis would print it whole in every falsifying example.
+    """
+    evidence: Evidence = client.on_reply.evidence  # type: ignore[union-attr]
     raw = body if isinstance(body, str) else json.dumps(body)
     reply = client.request("POST", UPGRADE, raw_body=raw.encode("utf-8"))
     if currently_in_test_context():
@@ -43,11 +49,11 @@ def send(client: ObshellClient, body: Any, evidence: Evidence) -> Reply:
 
 
 def rejected_without_dag(
-    client: ObshellClient, dag_guard: Guard, body: Any, evidence: Evidence, clause: str
+    client: ObshellClient, dag_guard: Guard, body: Any, clause: str
 ) -> Reply:
     __tracebackhide__ = True
     with dag_guard(clause):
-        reply = send(client, body, evidence)
+        reply = send(client, body)
         expect_rejected(reply, clause)
     return reply
 
@@ -67,12 +73,9 @@ def test_missing_fields_are_rejected(
     client: ObshellClient,
     dag_guard: Guard,
     base_body: dict[str, str],
-    evidence: Evidence,
     missing: tuple[str, ...],
 ) -> None:
-    rejected_without_dag(
-        client, dag_guard, without(base_body, *missing), evidence, "REQ-01"
-    )
+    rejected_without_dag(client, dag_guard, without(base_body, *missing), "REQ-01")
 
 
 @pytest.mark.clause("REQ-02")
@@ -88,9 +91,9 @@ def test_missing_fields_are_rejected(
     ids=["empty-object", "null", "no-version", "empty-version", "no-release"],
 )
 def test_missing_fields_are_named_by_bind_json_failed(
-    client: ObshellClient, evidence: Evidence, body: Any, fields: tuple[str, ...]
+    client: ObshellClient, body: Any, fields: tuple[str, ...]
 ) -> None:
-    reply = send(client, body, evidence)
+    reply = send(client, body)
 
     message = "Bind JSON failed: " + "\n".join(REQUIRED.format(name) for name in fields)
     expect_error(
@@ -105,13 +108,10 @@ def test_fields_of_the_wrong_json_type_are_rejected(
     client: ObshellClient,
     dag_guard: Guard,
     base_body: dict[str, str],
-    evidence: Evidence,
     field: str,
     value: Any,
 ) -> None:
-    rejected_without_dag(
-        client, dag_guard, {**base_body, field: value}, evidence, "REQ-03"
-    )
+    rejected_without_dag(client, dag_guard, {**base_body, field: value}, "REQ-03")
 
 
 @pytest.mark.clause("REQ-04")
@@ -121,13 +121,10 @@ def test_blank_version_and_release_are_rejected(
     client: ObshellClient,
     dag_guard: Guard,
     base_body: dict[str, str],
-    evidence: Evidence,
     field: str,
     blank: str,
 ) -> None:
-    rejected_without_dag(
-        client, dag_guard, {**base_body, field: blank}, evidence, "REQ-04"
-    )
+    rejected_without_dag(client, dag_guard, {**base_body, field: blank}, "REQ-04")
 
 
 # -- malformed values ------------------------------------------------------------
@@ -139,12 +136,9 @@ def test_malformed_versions_are_rejected(
     client: ObshellClient,
     dag_guard: Guard,
     base_body: dict[str, str],
-    evidence: Evidence,
     version: str,
 ) -> None:
-    rejected_without_dag(
-        client, dag_guard, {**base_body, "version": version}, evidence, "REQ-05"
-    )
+    rejected_without_dag(client, dag_guard, {**base_body, "version": version}, "REQ-05")
 
 
 @pytest.mark.clause("REQ-06")
@@ -153,21 +147,18 @@ def test_malformed_releases_are_rejected(
     client: ObshellClient,
     dag_guard: Guard,
     base_body: dict[str, str],
-    evidence: Evidence,
     release: str,
 ) -> None:
-    rejected_without_dag(
-        client, dag_guard, {**base_body, "release": release}, evidence, "REQ-06"
-    )
+    rejected_without_dag(client, dag_guard, {**base_body, "release": release}, "REQ-06")
 
 
 @pytest.mark.clause("REQ-07")
 def test_release_without_a_dot_is_answered_release_format_invalid(
-    client: ObshellClient, base_body: dict[str, str], evidence: Evidence
+    client: ObshellClient, base_body: dict[str, str]
 ) -> None:
     release = base_body["release"].split(".")[0]
 
-    reply = send(client, {**base_body, "release": release}, evidence)
+    reply = send(client, {**base_body, "release": release})
 
     expect_error(
         reply,
@@ -190,12 +181,11 @@ def test_malformed_upgrade_dirs_are_rejected(
     client: ObshellClient,
     dag_guard: Guard,
     base_body: dict[str, str],
-    evidence: Evidence,
     upgrade_dir: str,
 ) -> None:
     body = {**base_body, "upgradeDir": upgrade_dir}
 
-    rejected_without_dag(client, dag_guard, body, evidence, "REQ-08")
+    rejected_without_dag(client, dag_guard, body, "REQ-08")
 
 
 @pytest.mark.clause("REQ-09")
@@ -217,11 +207,10 @@ def test_malformed_upgrade_dirs_are_rejected(
 def test_malformed_upgrade_dir_is_answered_invalid_path(
     client: ObshellClient,
     base_body: dict[str, str],
-    evidence: Evidence,
     upgrade_dir: str,
     reason: str,
 ) -> None:
-    reply = send(client, {**base_body, "upgradeDir": upgrade_dir}, evidence)
+    reply = send(client, {**base_body, "upgradeDir": upgrade_dir})
 
     expect_error(
         reply,
@@ -238,9 +227,9 @@ def test_malformed_upgrade_dir_is_answered_invalid_path(
 @pytest.mark.clause("REQ-10")
 @given(body=strategies.malformed_bodies())
 def test_bodies_that_are_not_one_object_are_rejected(
-    client: ObshellClient, dag_guard: Guard, evidence: Evidence, body: str
+    client: ObshellClient, dag_guard: Guard, body: str
 ) -> None:
-    rejected_without_dag(client, dag_guard, body, evidence, "REQ-10")
+    rejected_without_dag(client, dag_guard, body, "REQ-10")
 
 
 @pytest.mark.clause("REQ-11")
@@ -248,9 +237,9 @@ def test_bodies_that_are_not_one_object_are_rejected(
     "body", ["[]", '"x"', "123", '{"version": "4.2.1.1", "release": "1.el7"} x']
 )
 def test_bodies_that_are_not_one_object_are_answered_bind_json_failed(
-    client: ObshellClient, evidence: Evidence, body: str
+    client: ObshellClient, body: str
 ) -> None:
-    reply = send(client, body, evidence)
+    reply = send(client, body)
 
     expect_error(
         reply,
@@ -263,10 +252,10 @@ def test_bodies_that_are_not_one_object_are_answered_bind_json_failed(
 
 @pytest.mark.clause("REQ-12")
 def test_unknown_fields_are_ignored(
-    client: ObshellClient, current_body: dict[str, str], evidence: Evidence
+    client: ObshellClient, current_body: dict[str, str]
 ) -> None:
-    plain = send(client, current_body, evidence)
-    extended = send(client, {**current_body, "extra": 1, "comment": "x"}, evidence)
+    plain = send(client, current_body)
+    extended = send(client, {**current_body, "extra": 1, "comment": "x"})
 
     if (extended.http_status, extended.err_code) != (plain.http_status, plain.err_code):
         raise ContractViolation(
@@ -289,9 +278,9 @@ def test_unknown_fields_are_ignored(
     ],
 )
 def test_malformed_input_is_never_a_server_error(
-    client: ObshellClient, evidence: Evidence, body: str
+    client: ObshellClient, body: str
 ) -> None:
-    reply = send(client, body, evidence)
+    reply = send(client, body)
 
     if not 400 <= reply.http_status < 500:
         raise ContractViolation(
