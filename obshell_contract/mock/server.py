@@ -608,6 +608,10 @@ class MockHTTPServer(http.server.ThreadingHTTPServer):
     """A threaded HTTP server that can close its keep-alive connections on stop."""
 
     daemon_threads = True
+    # socketserver listens with a backlog of 5: clients opening a connection
+    # per request (the SDK does) then wait for 1 s SYN retransmits. Go uses
+    # the system's somaxconn.
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], app: AgentApp) -> None:
         if ":" in address[0]:
