@@ -67,6 +67,9 @@ class MockConfig:
     packages: tuple[str, ...] = ()
     stage_seconds: float = 0.05
     key_bits: int = 1024
+    # PEM of the RSA key to use (the agent keeps its key across restarts);
+    # None makes a fresh key of ``key_bits``.
+    key_pem: bytes | None = field(default=None, repr=False)
     profile: str = DEFAULT_PROFILE
     faults: tuple[str, ...] = ()
     # Sub-tasks per DAG node (agents in the cluster).
@@ -120,6 +123,23 @@ def _validate(config: MockConfig) -> Profile:
     return get_profile(config.profile)
 
 
+def _load_key(config: MockConfig) -> rsa.RSAPrivateKey:
+    if config.key_pem is None:
+        return crypto.generate_private_key(config.key_bits)
+    try:
+        key = crypto.load_private_key_pem(config.key_pem)
+    except ValueError as exc:
+        raise UsageError(
+            f"--key-file: expected an RSA private key in PEM: {exc}"
+        ) from None
+    if key.key_size != config.key_bits:
+        raise UsageError(
+            f"--key-file holds a {key.key_size}-bit key, expected {config.key_bits} "
+            "bits (--key-bits)"
+        )
+    return key
+
+
 class MockAgent:
     """One mock obshell agent: keys, version, DAG engine and HTTP server.
 
@@ -143,7 +163,7 @@ class MockAgent:
         )
 
         self._lock = threading.Lock()
-        self._key = crypto.generate_private_key(self.config.key_bits)
+        self._key = _load_key(self.config)
         self._version = self.config.agent_version
         self._requests: list[dict[str, Any]] = []
         self.handler_errors: list[BaseException] = []

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 from types import FrameType
 from typing import NoReturn
 
+from obshell_contract import crypto
 from obshell_contract.errors import UsageError
 from obshell_contract.log import logger
 from obshell_contract.mock import MockAgent, MockConfig
@@ -56,7 +57,13 @@ def _parser() -> _Parser:
         "default: one newer than the agent)",
     )
     add("--stage-seconds", type=float, default=defaults.stage_seconds)
-    add("--key-bits", type=int, default=defaults.key_bits, help="512 or 1024")
+    add(
+        "--key-bits",
+        type=int,
+        default=None,
+        help="512 or 1024 (default: the key file's size, else 1024)",
+    )
+    add("--key-file", default=None, help="PEM private key to use instead of a new one")
     add("--profile", default=DEFAULT_PROFILE, help="see --list-profiles")
     add("--fault", action="append", default=[], metavar="NAME", help="repeatable")
     add("--agents", type=int, default=defaults.agents, help="sub-tasks per node")
@@ -84,6 +91,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _config(args: argparse.Namespace) -> MockConfig:
+    key_pem = _read_key_file(args.key_file)
+    key_bits = args.key_bits
+    if key_bits is None:
+        key_bits = _key_size(key_pem) if key_pem else MockConfig.key_bits
     return MockConfig(
         host=args.host,
         port=args.port,
@@ -93,11 +104,31 @@ def _config(args: argparse.Namespace) -> MockConfig:
         agent_version=args.agent_version,
         packages=tuple(args.package),
         stage_seconds=args.stage_seconds,
-        key_bits=args.key_bits,
+        key_bits=key_bits,
+        key_pem=key_pem,
         profile=args.profile,
         faults=tuple(args.fault),
         agents=args.agents,
     )
+
+
+def _read_key_file(path: str | None) -> bytes | None:
+    if path is None:
+        return None
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as exc:
+        raise UsageError(f"--key-file {path}: cannot read it: {exc.strerror}") from None
+
+
+def _key_size(pem: bytes) -> int:
+    try:
+        return crypto.load_private_key_pem(pem).key_size
+    except ValueError as exc:
+        raise UsageError(
+            f"--key-file: expected an RSA private key in PEM: {exc}"
+        ) from None
 
 
 def _serve(agent: MockAgent) -> int:

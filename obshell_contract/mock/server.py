@@ -548,8 +548,10 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
             received_at=received_at,
         )
         reply = self.server.app.handle(request)
-        self._write(reply)
+        # Recorded before the client can see the answer, so that a test that
+        # has its reply also finds it in the log.
         self.server.agent.record_request(request, reply, time.monotonic() - started)
+        self._write(reply)
 
     def _read_body(self) -> tuple[bytes | None, bool]:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():

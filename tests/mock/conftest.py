@@ -6,13 +6,21 @@ test if any handler raised. The byte-exact client lives in ``wire.py``.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 
+from obshell_contract import crypto
 from obshell_contract.mock import MockAgent
 from tests.mock.wire import PROFILES, AgentFactory, Wire
+
+
+@functools.cache
+def _key_pem(bits: int) -> bytes:
+    # Key generation is most of an agent's start-up; tests share one per size.
+    return crypto.private_key_pem(crypto.generate_private_key(bits))
 
 
 @pytest.fixture
@@ -22,6 +30,7 @@ def agent_factory() -> Iterator[AgentFactory]:
 
     def start(**overrides: Any) -> MockAgent:
         overrides.setdefault("stage_seconds", 0.02)
+        overrides.setdefault("key_pem", _key_pem(overrides.get("key_bits", 1024)))
         agent = MockAgent(**overrides)
         agent.start()
         started.append(agent)

@@ -88,6 +88,10 @@ class Wire:
     def forget_key(self) -> None:
         self._key = None
 
+    def use_key(self, key: rsa.RSAPublicKey) -> None:
+        """Encrypt with ``key`` from now on, whatever the agent holds."""
+        self._key = key
+
     def send(
         self,
         method: str,
@@ -206,10 +210,18 @@ def assert_error(
 def wait_for_dag(
     wire: Wire, generic_id: str, states: tuple[str, ...] = ("SUCCEED", "FAILED")
 ) -> dict[str, Any]:
-    """Poll the DAG until its state is one of ``states`` (the mock runs fast)."""
+    """Poll the DAG until its state is one of ``states`` (the mock runs fast).
+
+    Like the SDK, a ``DecryptFailed`` answer (the key changed during an
+    upgrade) makes it fetch the public key again.
+    """
     deadline = time.monotonic() + 10
     while True:
-        dag = wire.call("GET", f"/api/v1/task/dag/{generic_id}").data
+        reply = wire.call("GET", f"/api/v1/task/dag/{generic_id}")
+        if reply.err_code == "Security.Authentication.Header.DecryptFailed":
+            wire.forget_key()
+            continue
+        dag = reply.data
         if dag["state"] in states or time.monotonic() > deadline:
             assert dag["state"] in states, f"DAG did not reach {states}: {dag!r}"
             return dict(dag)
