@@ -140,9 +140,9 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
     group.addoption(
         "--mock-stage-seconds",
-        default="0.05",
+        default="0.2",
         metavar="SECONDS",
-        help="Time each DAG stage takes in the embedded mock (default 0.05).",
+        help="Time each DAG stage takes in the embedded mock (default 0.2).",
     )
 
 
