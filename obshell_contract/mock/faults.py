@@ -109,7 +109,8 @@ _ALL = (
     _fault(
         "accept-malformed-version",
         "server",
-        "any version string is accepted and an upgrade DAG created for it",
+        "any version string is accepted and an upgrade DAG created for it "
+        "(no format, order or package check)",
     ),
     _fault(
         "error-with-200",

@@ -262,9 +262,19 @@ class UpgradeHandler:
         self._check_identity()
         upgrade_dir = self._check_upgrade_dir(fields.get("upgradeDir", ""))
         build = self._check_release(release)
+        if self._waved_through(version):
+            present = f"{version}-{release}" in self.facts.packages
+            return UpgradeRequest(version, release, upgrade_dir, present)
+
         self._check_version(version, build)
         present = self._check_package(version, release)
         return UpgradeRequest(version, release, upgrade_dir, present)
+
+    def _waved_through(self, version: str) -> bool:
+        # accept-malformed-version: a malformed version skips every check that
+        # would stop it, so that a DAG is created (it fails later, at stage 2).
+        malformed = not _VERSION.fullmatch(version)
+        return malformed and "accept-malformed-version" in self.faults
 
     def _check_identity(self) -> None:
         if self.facts.identity != CLUSTER_AGENT:
@@ -293,8 +303,6 @@ class UpgradeHandler:
 
     def _check_version(self, version: str, build: str) -> None:
         malformed = not _VERSION.fullmatch(version)
-        if malformed and "accept-malformed-version" in self.faults:
-            return
         if malformed and self.profile.check_version_format:
             raise agent_error("Agent.Version.Invalid", version, data_null=True)
 
