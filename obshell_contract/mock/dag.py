@@ -267,7 +267,6 @@ class _Dag:
     maintenance_type: int
     version: str = ""
     release: str = ""
-    upgrade_dir: str = ""
     is_upgrade: bool = False
     stage: int = 1
     state: str = READY
@@ -718,13 +717,20 @@ class DagEngine:
             self._fire(due)
 
     def _fire(self, due: list[_Dag]) -> None:
+        # Every due DAG is thawed even if a callback raises; the first error
+        # then reaches the caller.
+        errors: list[Exception] = []
         for dag in due:
             try:
                 if self._on_upgrade_succeeded is not None:
                     self._on_upgrade_succeeded(dag.version, dag.release)
+            except Exception as error:
+                errors.append(error)
             finally:
                 with self._lock:
                     dag.callback_pending = False
+        if errors:
+            raise errors[0]
 
     def _advance_all(self, now: float) -> list[_Dag]:
         return [dag for dag in self._dags.values() if self._advance(dag, now)]

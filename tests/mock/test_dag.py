@@ -24,6 +24,7 @@ from obshell_contract.mock.dag import (
     parse_generic_id,
 )
 from obshell_contract.mock.errors import AgentError
+from obshell_contract.mock.faults import ENGINE_FAULTS
 
 STAGE = 1.0
 TICK = STAGE / TICKS_PER_NODE
@@ -1070,6 +1071,31 @@ def test_a_failing_callback_does_not_freeze_the_dag(
     assert h.engine.dag_dto(gid)["state"] == "SUCCEED"
 
 
+def test_a_failing_callback_still_lets_the_other_due_dags_report(
+    make: Callable[..., Harness],
+) -> None:
+    h = make(faults=frozenset({"concurrent-upgrade"}))
+    seen: list[str] = []
+
+    def first_fails(version: str, release: str) -> None:
+        seen.append(version)
+        if version == VERSION:
+            raise RuntimeError("callback failed")
+
+    h.engine._on_upgrade_succeeded = first_fails  # type: ignore[assignment]
+    first, second = h.upgrade()["id"], h.upgrade(version="4.5.2.0")["id"]
+    h.clock.advance(10 * STAGE)
+
+    with pytest.raises(RuntimeError, match="callback failed"):
+        h.engine.snapshot()
+
+    assert seen == [VERSION, "4.5.2.0"]
+    assert [h.engine.dag_dto(gid)["state"] for gid in (first, second)] == [
+        "SUCCEED",
+        "SUCCEED",
+    ]
+
+
 # -- threads -------------------------------------------------------------------------
 
 
@@ -1260,7 +1286,7 @@ PROMISES: dict[str, Callable[[Run], bool]] = {
 
 
 def test_every_engine_fault_has_a_promise() -> None:
-    assert set(PROMISES) == ENGINE_FAULT_NAMES
+    assert set(PROMISES) == ENGINE_FAULT_NAMES == ENGINE_FAULTS
 
 
 def test_without_faults_every_promise_holds(make: Callable[..., Harness]) -> None:
