@@ -100,6 +100,8 @@ _ZERO_TIME_TEXT = "0001-01-01T00:00:00Z"
 MISSING_PACKAGE_LOG = "ERROR: [Common.Unexpected]: Unexpected error: record not found"
 CANCELLED_LOG = "sub task cancelled"
 
+# TODO: stage 7's restart window (refused connections, then Task.NotFound while
+# the agent reconnects to OceanBase, §5.4) is not simulated.
 _STALL_STAGE = 5  # dag-never-finishes: where the upgrade DAG hangs
 _BACKWARDS_STAGE = 4  # dag-stage-backwards: where the stage slips back
 _RESTART_NODE = "Restart obshell"

@@ -161,16 +161,14 @@ class Polls:
 def make() -> Callable[..., Harness]:
     def build(**kwargs: Any) -> Harness:
         clock = FakeClock()
-        harness = Harness(clock, None)  # type: ignore[arg-type]
+        calls: list[tuple[str, str, float]] = []
         kwargs.setdefault("agents", (AGENT,))
         kwargs.setdefault("stage_seconds", STAGE)
-        harness.engine = DagEngine(
-            clock=clock,
-            wall_clock=lambda: WALL0,
-            on_upgrade_succeeded=lambda v, r: harness.calls.append((v, r, clock())),
-            **kwargs,
+        kwargs.setdefault(
+            "on_upgrade_succeeded", lambda v, r: calls.append((v, r, clock()))
         )
-        return harness
+        engine = DagEngine(clock=clock, wall_clock=lambda: WALL0, **kwargs)
+        return Harness(clock, engine, calls)
 
     return build
 
@@ -1040,8 +1038,12 @@ def test_no_reader_sees_the_dag_past_the_restart_before_the_callback_returns(
 ) -> None:
     entered, release = threading.Event(), threading.Event()
     seen: list[dict[str, Any]] = []
-    h = make(stage_seconds=0.0)
-    h.engine._on_upgrade_succeeded = lambda v, r: (entered.set(), release.wait(5))  # type: ignore[assignment,func-returns-value]
+
+    def blocking(version: str, release_: str) -> None:
+        entered.set()
+        release.wait(5)
+
+    h = make(stage_seconds=0.0, on_upgrade_succeeded=blocking)
 
     gid = h.upgrade()["id"]
     trigger = threading.Thread(target=lambda: seen.append(h.engine.dag_dto(gid)))
@@ -1058,12 +1060,10 @@ def test_no_reader_sees_the_dag_past_the_restart_before_the_callback_returns(
 def test_a_failing_callback_does_not_freeze_the_dag(
     make: Callable[..., Harness],
 ) -> None:
-    h = make(stage_seconds=0.0)
-
     def boom(version: str, release: str) -> None:
         raise RuntimeError("callback failed")
 
-    h.engine._on_upgrade_succeeded = boom  # type: ignore[assignment]
+    h = make(stage_seconds=0.0, on_upgrade_succeeded=boom)
     gid = h.upgrade()["id"]
 
     with pytest.raises(RuntimeError, match="callback failed"):
@@ -1074,7 +1074,6 @@ def test_a_failing_callback_does_not_freeze_the_dag(
 def test_a_failing_callback_still_lets_the_other_due_dags_report(
     make: Callable[..., Harness],
 ) -> None:
-    h = make(faults=frozenset({"concurrent-upgrade"}))
     seen: list[str] = []
 
     def first_fails(version: str, release: str) -> None:
@@ -1082,7 +1081,7 @@ def test_a_failing_callback_still_lets_the_other_due_dags_report(
         if version == VERSION:
             raise RuntimeError("callback failed")
 
-    h.engine._on_upgrade_succeeded = first_fails  # type: ignore[assignment]
+    h = make(faults=frozenset({"concurrent-upgrade"}), on_upgrade_succeeded=first_fails)
     first, second = h.upgrade()["id"], h.upgrade(version="4.5.2.0")["id"]
     h.clock.advance(10 * STAGE)
 
