@@ -597,13 +597,13 @@ def _mock_args(target: dict[str, Any], prefix: str = "--") -> list[str]:
 
 
 def _hypothesis_facts(config: pytest.Config) -> dict[str, Any]:
-    from hypothesis import settings
-
     seed = config.getoption("hypothesis_seed", default=None)
-    return {
-        "profile": settings.get_current_profile_name(),
-        "seed": None if seed is None else str(seed),
-    }
+    profile = "default"
+    # Importing Hypothesis costs seconds; a run that never did uses its default.
+    hypothesis = sys.modules.get("hypothesis")
+    if hypothesis is not None:
+        profile = hypothesis.settings.get_current_profile_name()
+    return {"profile": profile, "seed": None if seed is None else str(seed)}
 
 
 def _schema_hashes() -> dict[str, str]:

@@ -96,3 +96,55 @@ class SuiteRun:
         verdicts = [ln for ln in lines if " under gate " in ln]
         assert len(verdicts) == 1, self.result.outlines
         return verdicts[0]
+
+
+# A suite with one test of each kind: MUST pass, MUST fail (with a case and a
+# DAG timeline), SHOULD fail, not run, not applicable.
+MIXED = """
+import pytest
+from obshell_contract.evidence import Case, TimelineEntry
+
+
+@pytest.mark.clause("ENC-01")
+def test_must_passes(evidence):
+    evidence.check("ENV-01", True, expected="an envelope", actual="an envelope")
+
+
+@pytest.mark.clause("REQ-05")
+def test_must_fails(evidence):
+    evidence.cases.append(
+        Case("POST", "/api/v1/agent/upgrade", {"version": "x", "release": "1.el7"},
+             None, {"status": 400, "rejected": True})
+    )
+    evidence.timeline.append(TimelineEntry("7", 1, "Create upgrade dir", "RUNNING", 0.0, 0.2))
+    assert False, "expected a 400 refusal, got 200 with a DAG"
+
+
+@pytest.mark.clause("ERR-04")
+def test_should_fails(evidence):
+    assert False, "markup in the message"
+
+
+@pytest.mark.clause("ACC-01")
+def test_not_run():
+    pytest.skip("not run: the run may not upgrade")
+
+
+@pytest.mark.clause("REQ-02")
+def test_not_applicable():
+    pytest.skip("not applicable: the agent predates REQ-02")
+"""
+
+SHOULD_ONLY = """
+import pytest
+
+
+@pytest.mark.clause("ENC-01")
+def test_must_passes():
+    pass
+
+
+@pytest.mark.clause("ERR-04", "ERR-03")
+def test_should_fails():
+    assert False
+"""

@@ -11,58 +11,9 @@ from xml.etree import ElementTree
 import pytest
 
 from obshell_contract import schemas
-from tests.report.synthetic import ISOLATION, SuiteRun
+from tests.report.synthetic import ISOLATION, MIXED, SHOULD_ONLY, SuiteRun
 
 pytest_plugins = ("pytester",)
-
-MIXED = """
-import pytest
-from obshell_contract.evidence import Case, TimelineEntry
-
-
-@pytest.mark.clause("ENC-01")
-def test_must_passes(evidence):
-    evidence.check("ENV-01", True, expected="an envelope", actual="an envelope")
-
-
-@pytest.mark.clause("REQ-05")
-def test_must_fails(evidence):
-    evidence.cases.append(
-        Case("POST", "/api/v1/agent/upgrade", {"version": "x", "release": "1.el7"},
-             None, {"status": 400, "rejected": True})
-    )
-    evidence.timeline.append(TimelineEntry("7", 1, "Create upgrade dir", "RUNNING", 0.0, 0.2))
-    assert False, "expected a 400 refusal, got 200 with a DAG"
-
-
-@pytest.mark.clause("ERR-04")
-def test_should_fails(evidence):
-    assert False, "markup in the message"
-
-
-@pytest.mark.clause("ACC-01")
-def test_not_run():
-    pytest.skip("not run: the run may not upgrade")
-
-
-@pytest.mark.clause("REQ-02")
-def test_not_applicable():
-    pytest.skip("not applicable: the agent predates REQ-02")
-"""
-
-SHOULD_ONLY = """
-import pytest
-
-
-@pytest.mark.clause("ENC-01")
-def test_must_passes():
-    pass
-
-
-@pytest.mark.clause("ERR-04", "ERR-03")
-def test_should_fails():
-    assert False
-"""
 
 Runner = Callable[..., SuiteRun]
 Writer = Callable[..., Path]
