@@ -78,6 +78,10 @@ class SuiteRun:
         return cls(result, root, json_path, document, page)
 
     @property
+    def html_path(self) -> Path:
+        return self.json_path.with_name("compliance.html")
+
+    @property
     def html_verdict(self) -> str:
         """The verdict paragraph of the HTML report, unescaped."""
         found = re.search(r'<p class="verdict \w+" id="verdict">(.*?)</p>', self.html)
