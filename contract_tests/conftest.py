@@ -23,6 +23,15 @@ def pytest_configure(config: pytest.Config) -> None:
     load_hypothesis_profile(config)
 
 
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Run the tests that read the one real upgrade last.
+
+    On a live agent that upgrade can happen once: the tests that start a DAG
+    and roll it back (cancel, missing package) must come before it.
+    """
+    items.sort(key=lambda item: "upgrade_run" in getattr(item, "fixturenames", ()))
+
+
 @pytest.fixture
 def forger(client: ObshellClient) -> Forger:
     """Sends deliberately broken envelopes through the test's client."""

@@ -21,6 +21,7 @@ __all__ = [
     "PROFILE_CI",
     "PROFILE_LIVE",
     "PROFILE_MOCK",
+    "PROFILE_QUICK",
     "malformed_bodies",
     "malformed_releases",
     "malformed_upgrade_dirs",
@@ -32,6 +33,7 @@ __all__ = [
 PROFILE_MOCK = "obshell-mock"
 PROFILE_LIVE = "obshell-live"
 PROFILE_CI = "obshell-ci"
+PROFILE_QUICK = "obshell-quick"
 
 # Placeholders that satisfy the schema; a strategy swaps in one malformed field.
 VALID_VERSION = "4.5.1.0"
@@ -44,7 +46,9 @@ def register_profiles() -> None:
     - mock: many examples, no deadline (the mock answers in milliseconds);
     - live: few examples, because every example is a real request to a real
       agent that may try a database login on a wrong password;
-    - ci: derandomized so two CI runs of the same commit send the same inputs.
+    - ci: derandomized so two CI runs of the same commit send the same inputs;
+    - quick: a few derandomized examples, for running the suite many times over
+      (the project's own effectiveness tests run it once per mock fault).
     """
     common: dict[str, Any] = {
         "deadline": None,
@@ -59,6 +63,7 @@ def register_profiles() -> None:
     settings.register_profile(PROFILE_MOCK, max_examples=100, **common)
     settings.register_profile(PROFILE_LIVE, max_examples=10, **common)
     settings.register_profile(PROFILE_CI, max_examples=80, derandomize=True, **common)
+    settings.register_profile(PROFILE_QUICK, max_examples=8, derandomize=True, **common)
 
 
 def _rejects(field: str, value: Any) -> bool:

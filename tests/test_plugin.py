@@ -1,0 +1,186 @@
+"""The suite's options and targets: usage errors, live agents, several agents, xdist."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from obshell_contract.mock import MockAgent
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_suite(
+    *args: str, cwd: Path = ROOT, timeout: float = 300
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--mock-fault", "nope"], "--mock-fault 'nope' is not a known fault; known: "),
+        (
+            ["--mock-profile", "obshell-9"],
+            "--mock-profile 'obshell-9': expected one of ",
+        ),
+        (
+            ["--obshell-url", "ftp://x", "--obshell-password", "p"],
+            "--obshell-url 'ftp://x': expected http://HOST:PORT",
+        ),
+        (
+            ["--obshell-url", "http://127.0.0.1:1"],
+            "--obshell-password (or OBSHELL_PASSWORD) is required",
+        ),
+        (
+            ["--dag-timeout", "soon"],
+            "--dag-timeout 'soon': expected a number of seconds",
+        ),
+        (["--dag-timeout", "-1"], "--dag-timeout '-1': expected a positive number"),
+        (
+            ["--upgrade-version", "4.5.1.0"],
+            "--upgrade-version and --upgrade-release go together",
+        ),
+        (
+            ["--upgrade-version", "4.5", "--upgrade-release", "1.el7"],
+            "--upgrade-version '4.5'",
+        ),
+    ],
+    ids=[
+        "fault",
+        "profile",
+        "url",
+        "password",
+        "timeout-text",
+        "timeout-negative",
+        "half-package",
+        "bad-version",
+    ],
+)
+def test_bad_option_is_one_line_usage_error(args: list[str], message: str) -> None:
+    result = run_suite("contract_tests/test_discovery.py", *args)
+
+    assert result.returncode == 4
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1, result.stderr
+    assert message in errors[0]
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+@pytest.fixture(scope="module")
+def live_agent() -> Iterator[MockAgent]:
+    """A mock started on its own, reached as a live agent by URL."""
+    with MockAgent(password="live-Secret-1", stage_seconds=0.05) as agent:
+        yield agent
+
+
+def compliance(path: Path) -> dict[str, str]:
+    document = json.loads(path.read_text(encoding="utf-8"))
+    return {clause["id"]: clause["status"] for clause in document["clauses"]}
+
+
+def test_live_run_without_allow_upgrade_sends_no_upgrade(
+    live_agent: MockAgent, tmp_path: Path
+) -> None:
+    report = tmp_path / "c.json"
+
+    result = run_suite(
+        "contract_tests",
+        "--obshell-url",
+        live_agent.url,
+        "--obshell-password",
+        "live-Secret-1",
+        "--hypothesis-profile",
+        "obshell-quick",
+        "--compliance-json",
+        str(report),
+        "--compliance-report",
+        str(tmp_path / "c.html"),
+    )
+
+    statuses = compliance(report)
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert statuses["ACC-01"] == "not run" and statuses["DAG-05"] == "not run"
+    assert statuses["ENC-01"] == "passed"
+    assert live_agent.dags() == []
+
+
+def test_live_run_with_allow_upgrade_follows_the_dag(tmp_path: Path) -> None:
+    with MockAgent(password="live-Secret-2", stage_seconds=0.05) as agent:
+        version, _, release = sorted(agent.packages)[0].partition("-")
+        report = tmp_path / "c.json"
+
+        result = run_suite(
+            "contract_tests",
+            "--obshell-url",
+            agent.url,
+            "--obshell-password",
+            "live-Secret-2",
+            "--allow-upgrade",
+            "--upgrade-version",
+            version,
+            "--upgrade-release",
+            release,
+            "--hypothesis-profile",
+            "obshell-quick",
+            "--compliance-json",
+            str(report),
+            "--compliance-report",
+            str(tmp_path / "c.html"),
+        )
+        final_version = agent.version
+
+    statuses = compliance(report)
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert statuses["DAG-06"] == "passed" and statuses["CON-01"] == "passed"
+    assert final_version.startswith(version)
+
+
+def test_two_agents_in_one_run(live_agent: MockAgent, tmp_path: Path) -> None:
+    with MockAgent(password="live-Secret-1", profile="obshell-4.5") as second:
+        result = run_suite(
+            "contract_tests/test_discovery.py",
+            "contract_tests/test_envelope.py",
+            "--obshell-url",
+            live_agent.url,
+            "--obshell-url",
+            second.url,
+            "--obshell-password",
+            "live-Secret-1",
+            "-q",
+            "--no-compliance-report",
+        )
+
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert f"[{live_agent.url}]" in result.stdout or "passed" in result.stdout
+    assert "22 passed" in result.stdout
+
+
+def test_suite_under_xdist(tmp_path: Path) -> None:
+    report = tmp_path / "c.json"
+
+    result = run_suite(
+        "contract_tests",
+        "-n",
+        "2",
+        "--hypothesis-profile",
+        "obshell-quick",
+        "--compliance-json",
+        str(report),
+        "--compliance-report",
+        str(tmp_path / "c.html"),
+    )
+
+    assert result.returncode == 0, result.stdout[-2000:]
+    assert set(compliance(report).values()) == {"passed"}
