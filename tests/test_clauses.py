@@ -93,7 +93,8 @@ def test_unknown_marker_is_a_usage_error(tmp_path: Path) -> None:
     )
 
     assert result.returncode == 4
-    assert "'NOPE-01'" in result.stderr and "names no clause" in result.stderr
+    assert "'NOPE-01'" in result.stderr
+    assert "names no clause" in result.stderr
     assert "Traceback" not in result.stderr
 
 
@@ -121,6 +122,7 @@ def test_a_broken_catalogue_is_a_usage_error(
 def test_clause_applies_from_its_version() -> None:
     clause = Clause("ENC-02", "t", "SHOULD", "a", "s", "r", since="4.3.1.0")
 
-    assert clause.applies_to("4.3.1.0-1") and clause.applies_to("4.5.0.0-100")
+    assert clause.applies_to("4.3.1.0-1")
+    assert clause.applies_to("4.5.0.0-100")
     assert not clause.applies_to("4.2.3.0-100000")
     assert version_tuple("4.x.1") == (4, 0, 1)

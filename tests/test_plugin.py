@@ -111,7 +111,8 @@ def test_live_run_without_allow_upgrade_sends_no_upgrade(
 
     statuses = compliance(report)
     assert result.returncode == 0, result.stdout[-2000:]
-    assert statuses["ACC-01"] == "not run" and statuses["DAG-05"] == "not run"
+    assert statuses["ACC-01"] == "not run"
+    assert statuses["DAG-05"] == "not run"
     assert statuses["ENC-01"] == "passed"
     assert live_agent.dags() == []
 
@@ -143,7 +144,8 @@ def test_live_run_with_allow_upgrade_follows_the_dag(tmp_path: Path) -> None:
 
     statuses = compliance(report)
     assert result.returncode == 0, result.stdout[-3000:]
-    assert statuses["DAG-06"] == "passed" and statuses["CON-01"] == "passed"
+    assert statuses["DAG-06"] == "passed"
+    assert statuses["CON-01"] == "passed"
     assert final_version.startswith(version)
 
 
