@@ -48,7 +48,9 @@ def test_catalogue_has_at_least_forty_clauses_of_both_levels() -> None:
 
 def test_every_clause_has_a_source_and_a_rationale() -> None:
     for clause in load_catalogue().values():
-        assert clause.source and clause.rationale and clause.title, clause.id
+        assert clause.source, clause.id
+        assert clause.rationale, clause.id
+        assert clause.title, clause.id
 
 
 def test_every_clause_has_a_test(collected: dict[str, list[str]]) -> None:
