@@ -196,7 +196,7 @@ class MockAgent:
         self._server = server
         self._thread = threading.Thread(
             target=server.serve_forever,
-            kwargs={"poll_interval": 0.02},
+            kwargs={"poll_interval": 0.1},
             name=f"obshell-mock:{self.port}",
             daemon=True,
         )
@@ -212,7 +212,7 @@ class MockAgent:
         server, thread = self._server, self._thread
         if server is None or thread is None:
             return
-        server.shutdown()
+        server.stop_serving()
         server.close_connections()
         server.server_close()
         thread.join(timeout=5)

@@ -645,6 +645,25 @@ class MockHTTPServer(http.server.ThreadingHTTPServer):
             self.agent.record_handler_error(error)
             logger.error("mock http: connection handling failed", exc_info=error)
 
+    def stop_serving(self) -> None:
+        """``shutdown()`` without waiting for ``serve_forever``'s poll interval.
+
+        ``serve_forever`` checks its stop flag each time ``select()`` returns, so
+        connecting to the listening socket wakes it at once.
+        """
+        stopper = threading.Thread(target=self.shutdown, daemon=True)
+        stopper.start()
+        while stopper.is_alive():
+            self._wake()
+            stopper.join(0.005)
+
+    def _wake(self) -> None:
+        host, port = self.server_address[:2]
+        if host in ("0.0.0.0", "::"):
+            host = "127.0.0.1" if host == "0.0.0.0" else "::1"
+        with contextlib.suppress(OSError):
+            socket.create_connection((host, port), timeout=0.05).close()
+
     def close_connections(self) -> None:
         """Shut down every open client connection (idle keep-alive ones too)."""
         with self._connections_lock:

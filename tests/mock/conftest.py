@@ -29,7 +29,8 @@ def agent_factory() -> Iterator[AgentFactory]:
     started: list[MockAgent] = []
 
     def start(**overrides: Any) -> MockAgent:
-        overrides.setdefault("stage_seconds", 0.02)
+        # Fast DAGs; a test that needs one to keep running asks for LONG_STAGE.
+        overrides.setdefault("stage_seconds", 0.005)
         overrides.setdefault("key_pem", _key_pem(overrides.get("key_bits", 1024)))
         agent = MockAgent(**overrides)
         agent.start()

@@ -233,7 +233,8 @@ def _upgrade_and_watch(agent: MockAgent) -> tuple[dict[str, Any], list[dict[str,
     wire = Wire(agent)
     created = wire.upgrade(*NEWER).data
     polls: list[dict[str, Any]] = []
-    deadline = time.monotonic() + 3
+    # Three times as long as a healthy DAG takes.
+    deadline = time.monotonic() + 27 * agent.config.stage_seconds
     while time.monotonic() < deadline:
         dag = agent.dags()[0]
         polls.append(dag)
@@ -275,7 +276,7 @@ def test_version_not_updated_keeps_the_old_version(agent_factory: AgentFactory) 
 
 
 def test_dag_never_finishes(agent_factory: AgentFactory) -> None:
-    agent = agent_factory(faults=("dag-never-finishes",), stage_seconds=0.005)
+    agent = agent_factory(faults=("dag-never-finishes",), stage_seconds=0.01)
 
     _, polls = _upgrade_and_watch(agent)
 

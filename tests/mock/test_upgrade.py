@@ -16,6 +16,7 @@ from obshell_contract.mock.upgrade import (
     split_release,
 )
 from tests.mock.wire import (
+    LONG_STAGE,
     NEWER,
     UPGRADE,
     AgentFactory,
@@ -359,7 +360,10 @@ def test_a_valid_upgrade_creates_the_dag(wire: Wire) -> None:
     assert schemas.violations(envelope, schemas.UPGRADE_RESPONSE) == []
 
 
-def test_a_second_upgrade_while_one_runs_is_refused(wire: Wire) -> None:
+def test_a_second_upgrade_while_one_runs_is_refused(
+    agent_factory: AgentFactory, profile: str
+) -> None:
+    wire = Wire(agent_factory(profile=profile, stage_seconds=LONG_STAGE))
     wire.upgrade(*NEWER)
 
     reply = wire.upgrade(*NEWER)
@@ -412,7 +416,10 @@ def test_a_512_bit_agent_gets_a_1024_bit_key_when_upgraded_past_4_4_2(
     assert fresh.status == 200
 
 
-def test_the_upgrade_check_dag_never_conflicts(wire: Wire) -> None:
+def test_the_upgrade_check_dag_never_conflicts(
+    agent_factory: AgentFactory, profile: str
+) -> None:
+    wire = Wire(agent_factory(profile=profile, stage_seconds=LONG_STAGE))
     wire.upgrade(*NEWER)
 
     reply = wire.call("POST", "/api/v1/agent/upgrade/check", VALID)
@@ -484,7 +491,8 @@ def test_dag_route_errors(
     assert "data" not in envelope
 
 
-def test_unfinished_dags_are_listed(wire: Wire) -> None:
+def test_unfinished_dags_are_listed(agent_factory: AgentFactory, profile: str) -> None:
+    wire = Wire(agent_factory(profile=profile, stage_seconds=LONG_STAGE))
     before = wire.call("GET", "/api/v1/task/dag/unfinish")
     dag_id = wire.upgrade(*NEWER).data["id"]
     during = wire.call("GET", "/api/v1/task/dag/unfinish")
@@ -534,17 +542,29 @@ def test_a_failed_dag_is_retried_and_the_answer_has_no_data_key(
 ) -> None:
     wire = Wire(agent_factory(profile="obshell-4.5"))
     dag_id = _failed_dag(wire)
+    runs = _download_runs(wire, dag_id)
 
-    reply = wire.call("POST", f"/api/v1/task/dag/{dag_id}", {"operator": "Retry"})
     passed = wire.call("POST", f"/api/v1/task/dag/{dag_id}", {"operator": "pass"})
+    retried = wire.call("POST", f"/api/v1/task/dag/{dag_id}", {"operator": "Retry"})
 
-    envelope = assert_envelope(reply)
+    # Pass must cover every node from the failed one on; 7 and 8 cannot (§5.3).
+    assert_error(
+        passed,
+        400,
+        "Task.Dag.Operator.PassNotAllowed",
+        "Failed to pass DAG: node Restart obshell cannot pass",
+    )
+    envelope = assert_envelope(retried)
     assert envelope["successful"] is True
     assert "data" not in envelope
-    retried = wire.call("GET", f"/api/v1/task/dag/{dag_id}").data["nodes"][1]
-    assert retried["operator"] == "RETRY"
-    # Pass must cover every node from the failed one on, and 7-8 cannot (§5.3).
-    assert_error(passed, 400, "Task.Dag.Operator.PassNotFailedDag")
+    # The package is still missing: the retried node runs and fails again.
+    wait_for_dag(wire, dag_id, ("FAILED",))
+    assert _download_runs(wire, dag_id) > runs
+
+
+def _download_runs(wire: Wire, dag_id: str) -> int:
+    dag = wire.call("GET", f"/api/v1/task/dag/{dag_id}").data
+    return int(dag["nodes"][1]["sub_tasks"][0]["execute_times"])
 
 
 def test_the_operator_is_required(wire: Wire) -> None:

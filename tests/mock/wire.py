@@ -25,6 +25,9 @@ PASSWORD = "root-pass"
 PROFILES = ("reference", "obshell-4.5")
 NEWER = ("4.5.0.1", "100000012026050802.el7")  # the default package
 UPGRADE = "/api/v1/agent/upgrade"
+# A DAG that must still run when the next request arrives, however loaded
+# the machine is.
+LONG_STAGE = 30.0
 
 # A header field set to DROP is left out of the header JSON.
 DROP: Any = object()
