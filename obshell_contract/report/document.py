@@ -8,6 +8,7 @@ describes it. It is redacted as a whole before anything is written.
 from __future__ import annotations
 
 import datetime as dt
+import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
@@ -103,11 +104,23 @@ def _run(run: RunInfo) -> dict[str, Any]:
     }
 
 
+_TARGET_FIELDS: dict[str, Any] = {
+    "url": "",
+    "agent_version": None,
+    "identity": None,
+    "key_bits": None,
+    "error_scheme": None,
+    "mock_profile": None,
+    "mock_faults": [],
+}
+
+
 def _targets(records: Sequence[TestRecord]) -> list[dict[str, Any]]:
     seen: dict[str, dict[str, Any]] = {}
     for record in records:
         if record.target:
-            seen.setdefault(repr(sorted(record.target.items())), record.target)
+            target = {**_TARGET_FIELDS, **record.target}
+            seen.setdefault(json.dumps(target, sort_keys=True, default=str), target)
     return list(seen.values())
 
 

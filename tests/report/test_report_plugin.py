@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import json
 import shutil
 from collections.abc import Callable
@@ -411,3 +412,64 @@ def test_a_run_outside_the_contract_suite_is_left_alone(
     assert result.ret == 1
     assert not (pytester.path / "reports").exists()
     assert not any(line.startswith("obshell-contract: ") for line in result.outlines)
+
+
+# -- secrets -----------------------------------------------------------------------------
+
+SECRET = "Pw-3x!Q<secret>"
+
+LEAKY = """
+import pytest
+from obshell_contract.evidence import Case
+
+SECRET = "Pw-3x!Q<secret>"
+TARGET = {"url": "http://127.0.0.1:1", "identity": SECRET, "mock_profile": "reference"}
+
+
+@pytest.mark.clause("ENC-06")
+def test_echoes_the_password(evidence, request):
+    print("the agent said", SECRET)
+    request.node.user_properties.append(("echo", SECRET))
+    evidence.check("ERR-01", False, expected="no secret", actual="found " + SECRET)
+    evidence.exchanges.append({"method": "POST", "uri": "/x", "status": 401,
+                               "header_fields": {"Auth": "whatever", "Ts": "1"},
+                               "response_text": '{"message": "' + SECRET + '"}'})
+    evidence.cases.append(Case("POST", "/x", {"password": SECRET}, None, {"status": 401}))
+    assert False, "wrong password " + SECRET
+
+
+@pytest.mark.clause("ENC-07")
+def test_skips_with_it():
+    pytest.skip("not applicable: " + SECRET)
+"""
+
+
+def test_the_runs_secrets_reach_no_output(
+    suite: Writer,
+    run_suite: Runner,
+    pytester: pytest.Pytester,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OBSHELL_PASSWORD", SECRET)
+    suite(test_leaky=LEAKY)
+
+    run = run_suite("-rA", "--junitxml=out/junit.xml")
+
+    outputs = {
+        p.name: p.read_text("utf-8") for p in (pytester.path / "out").rglob("*.*")
+    }
+    outputs["stdout"] = run.result.stdout.str()
+    assert len(outputs) == 5  # html, json, junit, one cases file, stdout
+    escaped = {
+        SECRET,
+        json.dumps(SECRET)[1:-1],
+        html.escape(SECRET),
+        "Pw-3x!Q\\u003csecret",
+    }
+    assert [
+        (name, form)
+        for name, text in outputs.items()
+        for form in escaped
+        if form in text
+    ] == []
+    assert all("[redacted]" in text for text in outputs.values())
