@@ -658,7 +658,7 @@ class MockHTTPServer(http.server.ThreadingHTTPServer):
             stopper.join(0.005)
 
     def _wake(self) -> None:
-        host, port = self.server_address[:2]
+        host, port = str(self.server_address[0]), int(self.server_address[1])
         if host in ("0.0.0.0", "::"):
             host = "127.0.0.1" if host == "0.0.0.0" else "::1"
         with contextlib.suppress(OSError):

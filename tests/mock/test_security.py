@@ -330,17 +330,17 @@ def test_an_empty_auth_skips_the_ts_check_and_fails_on_the_password(wire: Wire) 
 
 @pytest.mark.parametrize("ts", ["soon", "1"])
 def test_an_empty_root_password_accepts_an_empty_auth_with_any_ts(
-    agent_factory: AgentFactory, ts: str
+    agent_factory: AgentFactory, profile: str, ts: str
 ) -> None:
-    wire = Wire(agent_factory(password=""), password="")
+    wire = Wire(agent_factory(profile=profile, password=""), password="")
 
     assert wire.call("GET", UNFINISHED, Ts=ts).status == 200
 
 
 def test_an_empty_root_password_still_checks_a_non_empty_auth(
-    agent_factory: AgentFactory,
+    agent_factory: AgentFactory, profile: str
 ) -> None:
-    wire = Wire(agent_factory(password=""), password="guess")
+    wire = Wire(agent_factory(profile=profile, password=""), password="guess")
 
     expired = wire.call("GET", UNFINISHED, Ts="1")
     fresh = wire.call("GET", UNFINISHED)
@@ -490,9 +490,9 @@ def test_a_session_with_a_bad_ts_is_expired(wire: Wire, ts: str) -> None:
 
 
 def test_a_single_agent_lets_anything_through_and_refuses_to_upgrade(
-    agent_factory: AgentFactory,
+    agent_factory: AgentFactory, profile: str
 ) -> None:
-    agent = agent_factory(identity="SINGLE")
+    agent = agent_factory(profile=profile, identity="SINGLE")
     wire = Wire(agent, password="anything")
 
     reply = wire.upgrade(*NEWER)

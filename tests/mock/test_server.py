@@ -66,9 +66,9 @@ STATUS_KEYS = [
 
 @pytest.mark.parametrize("bits", [512, 1024])
 def test_secret_is_a_pkcs1_public_key_of_the_configured_size(
-    agent_factory: AgentFactory, bits: int
+    agent_factory: AgentFactory, profile: str, bits: int
 ) -> None:
-    agent = agent_factory(key_bits=bits)
+    agent = agent_factory(profile=profile, key_bits=bits)
 
     reply = Wire(agent).send("GET", "/api/v1/secret")
 
@@ -505,3 +505,16 @@ def test_request_log_has_one_entry_per_request_without_secrets(
     assert any(f"POST {UPGRADE} 200 -" in line for line in lines)
     assert not any(PASSWORD in line for line in lines)
     assert PASSWORD not in repr(log)
+
+
+def test_an_ipv6_agent_names_itself_in_brackets(agent_factory: AgentFactory) -> None:
+    try:
+        agent = agent_factory(host="::1", identity="SINGLE")
+    except OSError as exc:
+        pytest.skip(f"no IPv6 loopback here: {exc}")
+    wire = Wire(agent)
+
+    reply = wire.upgrade(*NEWER)
+
+    assert agent.url == f"http://[::1]:{agent.port}"
+    assert reply.message.startswith(f"'[::1]:{agent.port}' is 'SINGLE', instead of")

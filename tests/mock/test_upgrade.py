@@ -567,6 +567,20 @@ def _download_runs(wire: Wire, dag_id: str) -> int:
     return int(dag["nodes"][1]["sub_tasks"][0]["execute_times"])
 
 
+def test_cancelling_a_running_dag_answers_without_a_data_key(
+    agent_factory: AgentFactory, profile: str
+) -> None:
+    wire = Wire(agent_factory(profile=profile, stage_seconds=LONG_STAGE))
+    dag_id = wire.upgrade(*NEWER).data["id"]
+
+    reply = wire.call("POST", f"/api/v1/task/dag/{dag_id}", {"operator": "cancel"})
+
+    envelope = assert_envelope(reply)
+    assert envelope["successful"] is True
+    assert "data" not in envelope
+    assert wire.call("GET", f"/api/v1/task/dag/{dag_id}").data["operator"] == "CANCEL"
+
+
 def test_the_operator_is_required(wire: Wire) -> None:
     dag_id = wire.upgrade(*NEWER).data["id"]
 
