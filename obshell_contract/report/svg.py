@@ -7,7 +7,6 @@ of text that reaches them (area names, node names, DAG ids) is escaped here.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from itertools import groupby
 from typing import Any
 
 from markupsafe import Markup, escape
@@ -37,6 +36,8 @@ STATE_COLOURS: dict[str, str] = {
 _OTHER_STATE = "#6a1b9a"
 
 _LABEL_WIDTH = 170
+# Node names run to 30 characters ("Download all required packages").
+_STAGE_LABEL_WIDTH = 270
 _BAR_WIDTH = 420
 _ROW = 22
 _FONT = 'font-family="system-ui, sans-serif" font-size="12"'
@@ -78,18 +79,19 @@ def timeline_chart(entries: Sequence[Mapping[str, Any]]) -> Markup:
     """One Gantt-like block per observed DAG: a row per stage, bars per state.
 
     Times are shown relative to the DAG's first observation; an entry seen
-    once gets a thin bar so that it stays visible.
+    once gets a thin bar so that it stays visible. Tests that followed the
+    same DAG and saw the same thing share one block.
     """
     if not entries:
         return Markup("")
     dags = _group_dags(entries)
-    shown = dags[:_MAX_DAGS]
+    blocks = [
+        _dag_block(dag_id, nodeids, rows) for dag_id, nodeids, rows in dags[:_MAX_DAGS]
+    ]
 
-    blocks = [_dag_block(key, rows) for key, rows in shown]
     height = sum(h for h, _ in blocks) + 24
-    width = _LABEL_WIDTH + _BAR_WIDTH + 90
+    width = _STAGE_LABEL_WIDTH + _BAR_WIDTH + 40
     parts = [_open_svg(width, height, "Upgrade DAG timeline as observed")]
-
     y = 0
     for block_height, body in blocks:
         parts.append(f'<g transform="translate(0,{y})">{body}</g>')
@@ -103,31 +105,49 @@ def timeline_chart(entries: Sequence[Mapping[str, Any]]) -> Markup:
     return Markup("".join(parts) + note)
 
 
+_Rows = list[Mapping[str, Any]]
+
+
 def _group_dags(
     entries: Sequence[Mapping[str, Any]],
-) -> list[tuple[tuple[str, str], list[Mapping[str, Any]]]]:
-    def key(entry: Mapping[str, Any]) -> tuple[str, str]:
-        return (str(entry.get("nodeid", "")), str(entry["dag_id"]))
+) -> list[tuple[str, list[str], _Rows]]:
+    """``(dag_id, tests that saw it, entries)``, one per distinct observation."""
+    per_test: dict[tuple[str, str], _Rows] = {}
+    for entry in entries:
+        key = (str(entry.get("nodeid", "")), str(entry["dag_id"]))
+        per_test.setdefault(key, []).append(entry)
 
-    ordered = sorted(entries, key=key)
-    return [(k, list(group)) for k, group in groupby(ordered, key=key)]
+    merged: dict[str, tuple[str, list[str], _Rows]] = {}
+    for (nodeid, dag_id), rows in per_test.items():
+        seen = repr(
+            [
+                (r["stage"], r["node"], r["state"], r["first_seen"], r["last_seen"])
+                for r in rows
+            ]
+        )
+        merged.setdefault(f"{dag_id}|{seen}", (dag_id, [], rows))[1].append(nodeid)
+    return list(merged.values())
 
 
-def _dag_block(
-    key: tuple[str, str], entries: list[Mapping[str, Any]]
-) -> tuple[int, str]:
-    nodeid, dag_id = key
+def _dag_block(dag_id: str, nodeids: list[str], entries: _Rows) -> tuple[int, str]:
     start = min(float(e["first_seen"]) for e in entries)
     span = max(float(e["last_seen"]) for e in entries) - start or 1.0
     stages = sorted({(int(e["stage"]), str(e["node"])) for e in entries})
 
-    parts = [_text(0, 14, f"DAG {dag_id} — {nodeid}", weight="bold")]
+    seen_by = nodeids[0] if len(nodeids) == 1 else f"seen alike by {len(nodeids)} tests"
+    parts = [_text(0, 14, f"DAG {dag_id} — {seen_by}", weight="bold")]
+    if len(nodeids) > 1:
+        parts.append(f"<title>{escape(chr(10).join(nodeids))}</title>")
     for row, (stage, node) in enumerate(stages):
         y = 20 + row * _ROW
-        parts.append(_text(_LABEL_WIDTH - 8, y + 15, f"{stage} · {node}", anchor="end"))
-        for e in entries:
-            if (int(e["stage"]), str(e["node"])) == (stage, node):
-                parts.append(_state_bar(e, y, start, span))
+        parts.append(
+            _text(_STAGE_LABEL_WIDTH - 8, y + 15, f"{stage} · {node}", anchor="end")
+        )
+        parts += [
+            _state_bar(e, y, start, span)
+            for e in entries
+            if (int(e["stage"]), str(e["node"])) == (stage, node)
+        ]
 
     axis_y = 20 + len(stages) * _ROW
     parts.append(_axis(axis_y, span))
@@ -137,7 +157,7 @@ def _dag_block(
 def _state_bar(entry: Mapping[str, Any], y: int, start: float, span: float) -> str:
     first = float(entry["first_seen"]) - start
     last = float(entry["last_seen"]) - start
-    x = _LABEL_WIDTH + _BAR_WIDTH * first / span
+    x = _STAGE_LABEL_WIDTH + _BAR_WIDTH * first / span
     w = max(_BAR_WIDTH * (last - first) / span, 2.0)
     state = str(entry["state"])
     colour = STATE_COLOURS.get(state, _OTHER_STATE)
@@ -149,13 +169,11 @@ def _state_bar(entry: Mapping[str, Any], y: int, start: float, span: float) -> s
 
 
 def _axis(y: int, span: float) -> str:
-    parts = [
-        f'<line x1="{_LABEL_WIDTH}" y1="{y}" x2="{_LABEL_WIDTH + _BAR_WIDTH}" '
-        f'y2="{y}" stroke="#555"/>'
-    ]
+    left, right = _STAGE_LABEL_WIDTH, _STAGE_LABEL_WIDTH + _BAR_WIDTH
+    parts = [f'<line x1="{left}" y1="{y}" x2="{right}" y2="{y}" stroke="#555"/>']
     for tick in range(5):
         seconds = span * tick / 4
-        x = _LABEL_WIDTH + _BAR_WIDTH * tick / 4
+        x = left + _BAR_WIDTH * tick / 4
         parts.append(
             f'<line x1="{x:.1f}" y1="{y}" x2="{x:.1f}" y2="{y + 4}" stroke="#555"/>'
         )
