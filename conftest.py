@@ -1,5 +1,10 @@
-"""Root conftest: the project's pytest plugin is loaded through its entry point.
+"""Root conftest: load the project's pytest plugin, and nothing else.
 
-Nothing else belongs here; fixtures live in ``obshell_contract.plugin`` (for the
-contract suite) and ``tests/conftest.py`` (for the project's own tests).
+The plugin is also registered under the same name through the ``pytest11``
+entry point, so an installed copy works outside this checkout; pytest loads a
+plugin name once.
 """
+
+from __future__ import annotations
+
+pytest_plugins = ["obshell_contract.plugin"]
