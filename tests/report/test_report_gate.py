@@ -289,3 +289,17 @@ def test_an_unusable_baseline_is_a_usage_error(
 def test_a_missing_baseline_is_a_usage_error(tmp_path: Path) -> None:
     with pytest.raises(UsageError, match="cannot read it"):
         load_baseline(tmp_path / "gone.json")
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs"
+
+
+def test_the_documented_waiver_files_load(tmp_path: Path) -> None:
+    guide = (DOCS / "reports.md").read_text("utf-8")
+    example = guide.split("```toml\n", 1)[1].split("```", 1)[0]
+
+    documented = load_waivers(write(tmp_path, example), load_catalogue())
+    pipeline = load_waivers(DOCS / "ci" / "waivers.toml", load_catalogue())
+
+    assert [w.clause for w in documented] == ["REQ-05"]
+    assert pipeline == []
