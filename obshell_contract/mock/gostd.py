@@ -177,7 +177,7 @@ def _decode_field(item: Any, field: StructField, path: str) -> tuple[Any, str | 
     go_type = field.go_type
     if isinstance(go_type, StructType):
         if not isinstance(item, Object):
-            return None, _type_error(kind_of(item), path, f"meta.{go_type.name}")
+            return None, _type_error(kind_of(item), path, go_type.qualified)
         return _decode_fields(item, go_type, path)
     if go_type == "string":
         if isinstance(item, str):

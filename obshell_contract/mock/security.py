@@ -135,7 +135,8 @@ def decrypt_header(
 
 
 def _decode_header(key: rsa.RSAPrivateKey, value: str) -> dict[str, Any]:
-    raw, error = go_base64_decode(value.encode("utf-8", "replace"))
+    # http.server decoded the header as Latin-1: this gives back its bytes.
+    raw, error = go_base64_decode(value.encode("latin-1", "replace"))
     if error is not None:
         raise DecryptionError(error)
     if len(raw) % (key.key_size // 8):

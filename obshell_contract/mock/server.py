@@ -555,7 +555,11 @@ class _RequestHandler(http.server.BaseHTTPRequestHandler):
 
     def _read_body(self) -> tuple[bytes | None, bool]:
         if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
-            return self._read_chunked(), False
+            try:
+                return self._read_chunked(), False
+            except ValueError:
+                self._bad_request()
+                return None, False
         length_text = self.headers.get("Content-Length")
         if length_text is None:
             return b"", True

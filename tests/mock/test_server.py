@@ -6,6 +6,7 @@ import base64
 import http.client
 import logging
 import re
+import socket
 import threading
 from datetime import timedelta, timezone
 
@@ -518,3 +519,25 @@ def test_an_ipv6_agent_names_itself_in_brackets(agent_factory: AgentFactory) -> 
 
     assert agent.url == f"http://[::1]:{agent.port}"
     assert reply.message.startswith(f"'[::1]:{agent.port}' is 'SINGLE', instead of")
+
+
+@pytest.mark.parametrize(
+    "head",
+    [
+        b"Transfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"Content-Length: -4\r\n\r\n",
+        b"Content-Length: many\r\n\r\n",
+    ],
+)
+def test_malformed_framing_is_a_plain_400_not_a_handler_error(
+    wire: Wire, head: bytes
+) -> None:
+    with socket.create_connection((wire.host, wire.port), timeout=5) as sock:
+        sock.sendall(b"POST " + UPGRADE.encode() + b" HTTP/1.1\r\nHost: x\r\n" + head)
+        answer = b""
+        while chunk := sock.recv(4096):  # the server closes the connection
+            answer += chunk
+
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert answer.endswith(b"\r\n\r\n400 Bad Request")
+    assert wire.agent.handler_errors == []
