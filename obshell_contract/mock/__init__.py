@@ -30,7 +30,12 @@ from obshell_contract.mock.dag import DagEngine
 from obshell_contract.mock.faults import check_faults
 from obshell_contract.mock.profiles import DEFAULT_PROFILE, Profile, get_profile
 from obshell_contract.mock.security import IDENTITIES, Verifier
-from obshell_contract.mock.server import AgentApp, MockHTTPServer, go_time_ns
+from obshell_contract.mock.server import (
+    RECOVERY_MESSAGE,
+    AgentApp,
+    MockHTTPServer,
+    go_time_ns,
+)
 from obshell_contract.mock.upgrade import compare_version
 
 if TYPE_CHECKING:
@@ -252,7 +257,7 @@ class MockAgent:
             "traceId": "",
             "error": {
                 "errCode": "Common.Unexpected",
-                "message": "Unexpected error: Internal Server Error",
+                "message": RECOVERY_MESSAGE,
             },
         }
 

@@ -59,6 +59,8 @@ STATUS_URI = "/api/v1/status"
 MARKUP = "<script>alert(1)</script><b>x</b>"
 RECOVERY_MESSAGE = "Unexpected error: Internal Server Error"
 
+# A handler's answer without a data key, and an envelope field left out.
+_NO_DATA: Any = object()
 _ABSENT: Any = object()
 _GO_TRUE = ("1", "t", "T", "TRUE", "true", "True")
 _GO_FALSE = ("0", "f", "F", "FALSE", "false", "False")
@@ -415,7 +417,7 @@ class AgentApp:
         logger.error(
             "mock agent: %s %s raised %s",
             request.method,
-            request.path,
+            urllib.parse.urlsplit(request.target).path,
             type(exc).__name__,
             exc_info=exc,
         )
@@ -447,8 +449,6 @@ class AgentApp:
             envelope["timestamp"] = time.strftime("%Y-%m-%d %H:%M:%S")
         return envelope
 
-
-_NO_DATA: Any = object()
 
 _ROUTES = (
     _Route("GET", "/api/v1/secret", AgentApp.secret),
