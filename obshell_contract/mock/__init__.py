@@ -133,7 +133,7 @@ def _load_key(config: MockConfig) -> rsa.RSAPrivateKey:
         return crypto.generate_private_key(config.key_bits)
     try:
         key = crypto.load_private_key_pem(config.key_pem)
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         raise UsageError(
             f"--key-file: expected an RSA private key in PEM: {exc}"
         ) from None

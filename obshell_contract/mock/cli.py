@@ -125,7 +125,7 @@ def _read_key_file(path: str | None) -> bytes | None:
 def _key_size(pem: bytes) -> int:
     try:
         return crypto.load_private_key_pem(pem).key_size
-    except ValueError as exc:
+    except (TypeError, ValueError) as exc:
         raise UsageError(
             f"--key-file: expected an RSA private key in PEM: {exc}"
         ) from None

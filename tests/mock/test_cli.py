@@ -57,6 +57,10 @@ MORE_BAD_OPTIONS = {
         ["--key-file", "/nonexistent/key.pem"],
         "--key-file /nonexistent/key.pem: cannot read it",
     ),
+    "junk key": (
+        ["--key-file", "{junk}"],
+        "--key-file: expected an RSA private key in PEM: ",
+    ),
     "key size": (
         ["--key-file", "{pem}", "--key-bits", "1024"],
         "--key-file holds a 512-bit key, expected 1024 bits",
@@ -102,10 +106,12 @@ def test_more_bad_options_in_process(
 ) -> None:
     pem = tmp_path / "agent.pem"
     pem.write_bytes(crypto.private_key_pem(crypto.generate_private_key(512)))
+    junk = tmp_path / "junk.pem"
+    junk.write_bytes(b"not a key")
     argv, expected = MORE_BAD_OPTIONS[case]
 
     with pytest.raises(SystemExit) as caught:
-        main([arg.format(pem=pem) for arg in argv])
+        main([arg.format(pem=pem, junk=junk) for arg in argv])
 
     err = capsys.readouterr().err
     assert caught.value.code == 2
