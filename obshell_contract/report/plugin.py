@@ -164,7 +164,9 @@ class Settings:
             )
         }
         contract = is_contract_run(config.args, here)
-        settings = cls(active=contract or any(v is not None for v in explicit.values()))
+        wanted = contract or any(v is not None for v in explicit.values())
+        # Listing tests (--collect-only) runs none: there is nothing to judge.
+        settings = cls(active=wanted and not option.collectonly)
         if not settings.active:
             return settings
 

@@ -4,7 +4,7 @@ A synthetic suite is a ``contract_tests`` directory whose conftest stands in for
 the suite's plugin: tests fill an ``evidence`` fixture, and a
 ``pytest_runtest_makereport`` wrapper attaches it (and a target) to every
 report as plain string attributes, as the real plugin does. The real plugin is
-blocked in those runs (``-p no:obshell_contract``) so that only the report
+blocked in those runs (``-p no:obshell_contract.plugin``) so that only the report
 plugin is under test.
 """
 
@@ -19,7 +19,14 @@ from typing import Any
 
 import pytest
 
-ISOLATION = ("-p", "no:obshell_contract", "-p", "obshell_contract.report.plugin")
+# The suite's plugin is registered under its module name (root conftest and
+# pytest11 entry point alike); blocking it keeps the embedded mock out.
+ISOLATION = (
+    "-p",
+    "no:obshell_contract.plugin",
+    "-p",
+    "obshell_contract.report.plugin",
+)
 
 SYNTHETIC_CONFTEST = """
 import json

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from obshell_contract.strategies import PROFILE_QUICK
 from tests.report.synthetic import MIXED, SuiteRun
 from tests.report.test_report_html import HOSTILE
 
@@ -139,6 +140,8 @@ def test_markup_from_the_mock_stays_text_in_the_browser(
             "contract_tests/test_encryption.py",
             "-p",
             "no:cacheprovider",
+            # Few, fixed examples: this run is about the report, not the agent.
+            f"--hypothesis-profile={PROFILE_QUICK}",
             "-q",
             "--mock-fault",
             "markup-in-errors",

@@ -393,6 +393,18 @@ def test_no_compliance_report_writes_nothing_but_still_gates(
     assert not (pytester.path / "reports").exists()
 
 
+def test_listing_the_suite_writes_and_judges_nothing(
+    suite: Writer, run_suite: Runner, pytester: pytest.Pytester
+) -> None:
+    suite(test_should=SHOULD_ONLY)
+
+    run = run_suite("--collect-only", "-q")
+
+    assert run.result.ret == 0
+    assert not (pytester.path / "out").exists()
+    assert not (pytester.path / "reports").exists()
+
+
 def test_a_run_outside_the_contract_suite_is_left_alone(
     pytester: pytest.Pytester,
 ) -> None:

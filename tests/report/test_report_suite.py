@@ -19,6 +19,7 @@ from xml.etree import ElementTree
 import pytest
 
 from obshell_contract import schemas
+from obshell_contract.strategies import PROFILE_QUICK
 
 ROOT = Path(__file__).resolve().parents[2]
 ROOT_PASSWORD = "Root-Zq8#secret-7f3"
@@ -52,6 +53,8 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
             "contract_tests/test_encryption.py",
             "-p",
             "no:cacheprovider",
+            # Few, fixed examples: this run is about the report, not the agent.
+            f"--hypothesis-profile={PROFILE_QUICK}",
             "-rA",
             "--obshell-password",
             ROOT_PASSWORD,
