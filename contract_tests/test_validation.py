@@ -11,7 +11,7 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from hypothesis import given, note
+from hypothesis import example, given, note
 from hypothesis.control import currently_in_test_context
 
 from obshell_contract import strategies
@@ -132,6 +132,10 @@ def test_blank_version_and_release_are_rejected(
 
 @pytest.mark.clause("REQ-05")
 @given(version=strategies.malformed_versions())
+# Values a version comparison without a format check takes for newer ones.
+@example(version="99")
+@example(version="4.5.9.9.9")
+@example(version="v9.0.0.0")
 def test_malformed_versions_are_rejected(
     client: ObshellClient,
     dag_guard: Guard,
@@ -143,6 +147,9 @@ def test_malformed_versions_are_rejected(
 
 @pytest.mark.clause("REQ-06")
 @given(release=strategies.malformed_releases())
+# Values a release check that only looks for a dot lets through.
+@example(release="abc.el7")
+@example(release="100000012026050802.el7.x86_64")
 def test_malformed_releases_are_rejected(
     client: ObshellClient,
     dag_guard: Guard,
@@ -177,6 +184,9 @@ def test_release_without_a_dot_is_answered_release_format_invalid(
 
 @pytest.mark.clause("REQ-08")
 @given(upgrade_dir=strategies.malformed_upgrade_dirs())
+# Paths a traversal check that only refuses escaping ".." lets through.
+@example(upgrade_dir="/data/..")
+@example(upgrade_dir="/data/upgrade/../x")
 def test_malformed_upgrade_dirs_are_rejected(
     client: ObshellClient,
     dag_guard: Guard,

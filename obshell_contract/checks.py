@@ -12,6 +12,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from obshell_contract import schemas
+from obshell_contract.redaction import REDACTED
 
 if TYPE_CHECKING:
     from obshell_contract.client import Reply
@@ -165,14 +166,22 @@ def _content_type_conformance(reply: Reply, evidence: Evidence) -> None:
 
 
 def secret_free(reply: Reply, secrets: list[str], evidence: Evidence) -> None:
-    """ERR-01: the response must not contain a password or an AES key."""
-    leaked = [secret for secret in secrets if secret and secret in reply.text]
+    """ERR-01: the response must not contain a password or an AES key.
+
+    Two signs: one of the run's passwords in the raw text, or a mask in the
+    recorded text that the raw text did not have. The recorder masks every
+    secret of the request too (a forged wrong password, its AES keys), so the
+    second sign catches an agent that echoes those.
+    """
+    known = sum(1 for secret in secrets if secret and secret in reply.text)
+    masked = reply.exchange.response_text.count(REDACTED) - reply.text.count(REDACTED)
+    leaked = known + max(masked, 0)
     evidence.check(
         "ERR-01",
         not leaked,
         expected="no password or AES key in the response",
         # Never put the secret itself in the evidence: say how many leaked.
-        actual=f"{len(leaked)} secret(s) found in the response" if leaked else "none",
+        actual=f"{leaked} secret(s) found in the response" if leaked else "none",
     )
 
 
