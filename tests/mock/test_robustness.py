@@ -143,9 +143,10 @@ def assert_sound(mock: MockAgent, method: str, reply: WireReply) -> None:
     """An envelope (or gin's redirect), no handler error, no password."""
     __tracebackhide__ = True
     assert mock.handler_errors == [], mock.handler_errors
+    answer = reply.body + repr(reply.headers).encode()
     for secret in (PASSWORD, AGENT_PASSWORD):
         for form in _forms(secret):
-            assert form not in reply.body, f"{secret!r} leaked: {reply.body!r}"
+            assert form not in answer, f"{secret!r} leaked: {answer!r}"
 
     if reply.status in (301, 307):
         assert mock.profile.redirect_trailing_slash

@@ -21,6 +21,7 @@ from obshell_contract.mock.gostd import (
     go_parse_int,
 )
 from obshell_contract.mock.security import HttpHeader, Verifier
+from obshell_contract.mock.server import go_time_ns
 from tests.mock.wire import (
     DROP,
     NEWER,
@@ -684,11 +685,12 @@ def test_the_recovery_timestamp_is_frozen_at_start(agent_factory: AgentFactory) 
     time.sleep(0.01)
     second = _send_body(wire, b'{"a":1}', b"k" * 20)
 
+    fresh = assert_envelope(wire.send("GET", "/api/v1/info"))
     assert first.body == second.body
-    assert (
-        first.envelope["timestamp"]
-        < assert_envelope(wire.send("GET", "/api/v1/info"))["timestamp"]
+    assert first.envelope["timestamp"] == go_time_ns(
+        agent.started_ns, agent.config.timezone
     )
+    assert fresh["timestamp"] != first.envelope["timestamp"]
 
 
 def test_an_empty_body_binds_as_an_empty_object(wire: Wire) -> None:
