@@ -464,6 +464,12 @@ class ComplianceReporter:
             self._save(self.settings.json, text + "\n")
         if self.settings.html is not None:
             self._save(self.settings.html, render_html(document))
+
+        # Cases of an earlier run would pass for failures of this one.
+        cases_dir = self.settings.cases_dir
+        if cases_dir is not None and cases_dir.is_dir():
+            for stale in cases_dir.glob("*.json"):
+                stale.unlink()
         for record in self.collector.records:
             path = self._cases_path(record)
             if path is not None and record.has_failure:

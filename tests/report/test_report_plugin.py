@@ -285,6 +285,22 @@ def test_a_failure_carries_reproduce_and_replay_commands_and_its_cases(
     assert cases["nodeid"] == "contract_tests/test_mixed.py::test_must_fails"
 
 
+def test_cases_of_an_earlier_run_are_removed(
+    suite: Writer, run_suite: Runner, pytester: pytest.Pytester
+) -> None:
+    suite(test_mixed=MIXED)
+    stale = (
+        pytester.path / "out" / "cases" / "contract_tests_test_gone.py_test_old.json"
+    )
+    stale.parent.mkdir(parents=True)
+    stale.write_text("{}", encoding="utf-8")
+
+    run_suite()
+
+    remaining = sorted(p.name for p in stale.parent.iterdir())
+    assert remaining == ["contract_tests_test_mixed.py_test_must_fails.json"]
+
+
 def test_a_live_target_gets_a_replay_command_with_its_url(
     suite: Writer, run_suite: Runner
 ) -> None:
