@@ -53,7 +53,7 @@ def base_body(target: Target) -> dict[str, str]:
 
 @pytest.fixture
 def current_body(target: Target) -> dict[str, str]:
-    """A well-formed body naming the agent's own version: always refused, never risky."""
+    """A well-formed body naming the agent's own version: refused, never risky."""
     return current_version_body(target)
 
 
@@ -141,7 +141,10 @@ def undo_dag(client: ObshellClient, dag_id: str, deadline: float) -> str:
         client.operate_dag(dag_id, "rollback", label="roll back an unintended DAG")
         trace = client.follow_dag(dag_id, deadline=deadline, poll_interval=0.05)
     state = trace.final.get("state") if trace.final else "unknown"
-    return f"DAG {dag_id} was started by a request that should have been rejected; cancelled (final state {state})"
+    return (
+        f"DAG {dag_id} was started by a request that should have been rejected; "
+        f"cancelled (final state {state})"
+    )
 
 
 def _json(text: str) -> Any:
@@ -184,7 +187,7 @@ class UpgradeRun:
 
 @pytest.fixture(scope="session")
 def upgrade_run(request: pytest.FixtureRequest, target: Target) -> Iterator[UpgradeRun]:
-    """Upgrade once and follow the DAG; a fresh mock, or the live agent (--allow-upgrade)."""
+    """Upgrade once and follow the DAG: on a fresh mock, or the live agent."""
     if target.package is None:
         pytest.skip("not run: starts a real upgrade; pass --allow-upgrade")
     settings = run_settings(request.config)

@@ -340,10 +340,12 @@ def pytest_runtest_makereport(
     redactor = Redactor(settings.secrets)
     found = item.stash.get(_evidence_key, None)
     if found is not None and not found.is_empty():
-        report.obshell_evidence = redactor.text(found.compacted().to_json())  # type: ignore[attr-defined]
+        compact = redactor.text(found.compacted().to_json())
+        report.obshell_evidence = compact  # type: ignore[attr-defined]
     target = item.stash.get(_target_key, None)
     if target is not None and target.facts is not None:
-        report.obshell_target = json.dumps(target.facts.to_dict())  # type: ignore[attr-defined]
+        facts = json.dumps(target.facts.to_dict())
+        report.obshell_target = facts  # type: ignore[attr-defined]
     return report
 
 
@@ -397,7 +399,7 @@ def fresh_target(request: pytest.FixtureRequest, target: Target) -> Iterator[Tar
 
 @pytest.fixture(autouse=True)
 def _clause_applicability(request: pytest.FixtureRequest) -> None:
-    """Skip, with the reason, clauses the target's version or the run's options exclude."""
+    """Skip, with the reason, clauses the agent's version or the options exclude."""
     if not request.node.get_closest_marker("clause"):
         return
     target: Target = request.getfixturevalue("target")

@@ -1,4 +1,4 @@
-"""The agents a run checks: a live obshell, or the embedded mock, and what a probe learns.
+"""The agents a run checks, live or the embedded mock, and what a probe learns.
 
 A probe reads ``/api/v1/info`` and ``/api/v1/secret`` and sends one deliberately
 unauthenticated request to learn the error scheme: agents from 4.3.1.0 answer
@@ -37,7 +37,7 @@ UPGRADE_PATH = "/api/v1/agent/upgrade"
 
 @dataclass(frozen=True)
 class UpgradePackage:
-    """A package the run may upgrade to: ``version`` and ``release`` as the API takes them."""
+    """A package the run may upgrade to, as the API names it."""
 
     version: str
     release: str

@@ -19,7 +19,9 @@ import pytest
 from obshell_contract.mock.faults import FAULTS
 
 ROOT = Path(__file__).resolve().parent.parent
-EXPECTED = json.loads((ROOT / "tests" / "data" / "effectiveness.json").read_text("utf-8"))
+EXPECTED = json.loads(
+    (ROOT / "tests" / "data" / "effectiveness.json").read_text("utf-8")
+)
 
 
 def run_suite(tmp_path: Path, *args: str) -> tuple[int, dict[str, str]]:
@@ -27,10 +29,24 @@ def run_suite(tmp_path: Path, *args: str) -> tuple[int, dict[str, str]]:
     report = tmp_path / "compliance.json"
     result = subprocess.run(
         [
-            sys.executable, "-m", "pytest", "contract_tests", "-q", "-p", "no:cacheprovider",
-            "--hypothesis-profile", "obshell-quick", "--dag-timeout", "4",
-            "--compliance-json", str(report), "--compliance-report", str(tmp_path / "c.html"),
-            "--junitxml", str(tmp_path / "junit.xml"), *args,
+            sys.executable,
+            "-m",
+            "pytest",
+            "contract_tests",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "--hypothesis-profile",
+            "obshell-quick",
+            "--dag-timeout",
+            "4",
+            "--compliance-json",
+            str(report),
+            "--compliance-report",
+            str(tmp_path / "c.html"),
+            "--junitxml",
+            str(tmp_path / "junit.xml"),
+            *args,
         ],
         cwd=ROOT,
         capture_output=True,
@@ -38,7 +54,9 @@ def run_suite(tmp_path: Path, *args: str) -> tuple[int, dict[str, str]]:
         timeout=600,
     )
     document = json.loads(report.read_text(encoding="utf-8"))
-    return result.returncode, {clause["id"]: clause["status"] for clause in document["clauses"]}
+    return result.returncode, {
+        clause["id"]: clause["status"] for clause in document["clauses"]
+    }
 
 
 def failed(statuses: dict[str, str]) -> list[str]:
