@@ -143,9 +143,7 @@ def _is_probable_prime(n: int, rounds: int = 40) -> bool:
 
 def public_key_b64(key: rsa.RSAPublicKey) -> str:
     """The public key as ``GET /api/v1/secret`` sends it: base64 of PKCS#1 DER."""
-    der = key.public_bytes(
-        serialization.Encoding.DER, serialization.PublicFormat.PKCS1
-    )
+    der = key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.PKCS1)
     return b64encode(der)
 
 

@@ -1,10 +1,10 @@
 """Exceptions raised by obshell-contract.
 
-    ContractError
-    ├── DecryptionError      a header or body could not be decrypted
-    ├── SchemaError          a schema file is missing or invalid
-    ├── TransportError       the target did not answer with an envelope
-    └── UsageError           a bad option or argument from the user
+ContractError
+├── DecryptionError      a header or body could not be decrypted
+├── SchemaError          a schema file is missing or invalid
+├── TransportError       the target did not answer with an envelope
+└── UsageError           a bad option or argument from the user
 """
 
 from __future__ import annotations
