@@ -8,7 +8,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.report.synthetic import ISOLATION, SYNTHETIC_CONFTEST, SuiteRun
+from obshell_contract.strategies import PROFILE_QUICK
+from tests.report.synthetic import (
+    ISOLATION,
+    SYNTHETIC_CONFTEST,
+    RealRun,
+    SuiteRun,
+    run_real_suite,
+)
 
 
 @pytest.fixture
@@ -55,3 +62,9 @@ def _isolate_env(monkeypatch: pytest.MonkeyPatch) -> None:
     """A target or password from the developer's shell must not leak into runs."""
     for name in ("OBSHELL_PASSWORD", "OBSHELL_AGENT_PASSWORD", "OBSHELL_URL"):
         monkeypatch.delenv(name, raising=False)
+
+
+@pytest.fixture(scope="session")
+def real_run(tmp_path_factory: pytest.TempPathFactory) -> RealRun:
+    """The real suite, run once for every test that reads its outputs."""
+    return run_real_suite(tmp_path_factory.mktemp("real-suite"), PROFILE_QUICK)

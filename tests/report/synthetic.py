@@ -1,4 +1,4 @@
-"""Synthetic contract suites: a conftest that plays the suite plugin's part.
+"""Runs for the report plugin's tests: synthetic suites, and the real one once.
 
 A synthetic suite is a ``contract_tests`` directory whose conftest stands in for
 the suite's plugin: tests fill an ``evidence`` fixture, and a
@@ -12,7 +12,10 @@ from __future__ import annotations
 
 import html
 import json
+import os
 import re
+import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -159,3 +162,70 @@ def test_must_passes():
 def test_should_fails():
     assert False
 """
+
+
+# -- the real contract suite ------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+ROOT_PASSWORD = "Root-Zq8#secret-7f3"
+AGENT_PASSWORD = "Agent-Kx5!secret-2c9"
+
+
+@dataclass
+class RealRun:
+    """One run of the real suite against the embedded mock, and what it wrote."""
+
+    out: Path
+    stdout: str
+    stderr: str
+    returncode: int
+
+    @property
+    def document(self) -> dict[str, Any]:
+        loaded: dict[str, Any] = json.loads(
+            (self.out / "compliance.json").read_text("utf-8")
+        )
+        return loaded
+
+    @property
+    def html_path(self) -> Path:
+        return self.out / "compliance.html"
+
+
+def run_real_suite(out: Path, profile: str) -> RealRun:
+    """Encryption and error tests with distinctive passwords and two faults.
+
+    ``echo-password`` makes the mock echo a password it was sent (the root
+    password, sent as the agent password, comes back in the 401 message);
+    ``markup-in-errors`` puts ``<script>alert(1)</script><b>x</b>`` in every
+    error message. Both break SHOULD clauses and ERR-01 (a MUST).
+    """
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OBSHELL_")}
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "contract_tests/test_errors.py",
+            "contract_tests/test_encryption.py",
+            "-p",
+            "no:cacheprovider",
+            "-rA",
+            # Few, fixed examples: this run is about the report, not the agent.
+            f"--hypothesis-profile={profile}",
+            f"--obshell-password={ROOT_PASSWORD}",
+            f"--obshell-agent-password={AGENT_PASSWORD}",
+            "--mock-fault=echo-password",
+            "--mock-fault=markup-in-errors",
+            f"--compliance-report={out / 'compliance.html'}",
+            f"--compliance-json={out / 'compliance.json'}",
+            f"--junitxml={out / 'junit.xml'}",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    return RealRun(out, done.stdout, done.stderr, done.returncode)

@@ -1,79 +1,17 @@
-"""The real contract suite against the embedded mock: secrets stay out of every output.
+"""The real contract suite against the embedded mock: its reports hold no secret.
 
-One run, made once for the module: distinctive root and agent passwords, and the
-``echo-password`` fault, which makes the mock echo a password it was sent (the
-root password, sent as the agent password, comes back in the 401 message).
+The run (``real_run``, made once per session) uses distinctive root and agent
+passwords and the ``echo-password`` fault, which makes the mock echo a password
+it was sent, and ``markup-in-errors``.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
 from xml.etree import ElementTree
 
-import pytest
-
 from obshell_contract import schemas
-from obshell_contract.strategies import PROFILE_QUICK
-
-ROOT = Path(__file__).resolve().parents[2]
-ROOT_PASSWORD = "Root-Zq8#secret-7f3"
-AGENT_PASSWORD = "Agent-Kx5!secret-2c9"
-
-
-@dataclass
-class Run:
-    out: Path
-    stdout: str
-    stderr: str
-    returncode: int
-
-    @property
-    def document(self) -> dict[str, Any]:
-        loaded: dict[str, Any] = json.loads(
-            (self.out / "compliance.json").read_text("utf-8")
-        )
-        return loaded
-
-
-@pytest.fixture(scope="module")
-def run(tmp_path_factory: pytest.TempPathFactory) -> Run:
-    out = tmp_path_factory.mktemp("suite")
-    env = {k: v for k, v in os.environ.items() if not k.startswith("OBSHELL_")}
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "contract_tests/test_encryption.py",
-            "-p",
-            "no:cacheprovider",
-            # Few, fixed examples: this run is about the report, not the agent.
-            f"--hypothesis-profile={PROFILE_QUICK}",
-            "-rA",
-            "--obshell-password",
-            ROOT_PASSWORD,
-            "--obshell-agent-password",
-            AGENT_PASSWORD,
-            "--mock-fault",
-            "echo-password",
-            f"--compliance-report={out / 'compliance.html'}",
-            f"--compliance-json={out / 'compliance.json'}",
-            f"--junitxml={out / 'junit.xml'}",
-        ],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
-    )
-    return Run(out, done.stdout, done.stderr, done.returncode)
+from tests.report.synthetic import AGENT_PASSWORD, ROOT_PASSWORD, RealRun
 
 
 def forms(secret: str) -> set[str]:
@@ -88,11 +26,11 @@ def forms(secret: str) -> set[str]:
     }
 
 
-def test_no_password_reaches_any_file_or_the_terminal(run: Run) -> None:
-    written = sorted(p for p in run.out.rglob("*") if p.is_file())
-    texts = {str(p.relative_to(run.out)): p.read_text("utf-8") for p in written}
-    texts["stdout"] = run.stdout
-    texts["stderr"] = run.stderr
+def test_no_password_reaches_any_file_or_the_terminal(real_run: RealRun) -> None:
+    written = sorted(p for p in real_run.out.rglob("*") if p.is_file())
+    texts = {str(p.relative_to(real_run.out)): p.read_text("utf-8") for p in written}
+    texts["stdout"] = real_run.stdout
+    texts["stderr"] = real_run.stderr
 
     assert {"compliance.html", "compliance.json", "junit.xml"} <= set(texts)
     leaks = [
@@ -105,35 +43,45 @@ def test_no_password_reaches_any_file_or_the_terminal(run: Run) -> None:
     assert leaks == []
 
 
-def test_the_agent_did_echo_a_password_and_the_report_says_so(run: Run) -> None:
+def test_the_agent_did_echo_a_password_and_the_report_says_so(
+    real_run: RealRun,
+) -> None:
     # Without an echo the test above would prove nothing.
-    clauses = {c["id"]: c for c in run.document["clauses"]}
+    clauses = {c["id"]: c for c in real_run.document["clauses"]}
 
     assert clauses["ERR-01"]["status"] == "failed"
     responses = [
         exchange["response_text"]
-        for failure in run.document["failures"]
+        for failure in real_run.document["failures"]
         for exchange in failure["exchanges"]
     ]
     assert any("Agent password is incorrect: [redacted]" in text for text in responses)
 
 
 def test_the_suites_report_is_valid_and_its_verdict_is_the_printed_one(
-    run: Run,
+    real_run: RealRun,
 ) -> None:
-    document = run.document
-    printed = [ln for ln in run.stdout.splitlines() if " under gate 'must' — " in ln]
+    document = real_run.document
+    printed = [
+        ln for ln in real_run.stdout.splitlines() if " under gate 'must' — " in ln
+    ]
 
     assert schemas.violations(document, "compliance-report") == []
     assert printed == [document["verdict"]["line"]]
-    assert run.returncode == document["verdict"]["exit_status"]
-    assert document["targets"][0]["mock_faults"] == ["echo-password"]
+    assert real_run.returncode == document["verdict"]["exit_status"]
+    assert document["targets"][0]["mock_faults"] == [
+        "echo-password",
+        "markup-in-errors",
+    ]
+    assert document["verdict"]["failed_must"] == ["ERR-01"]
     assert len(document["suite"]["schema_hashes"]) == len(schemas.names())
 
 
-def test_every_suite_test_carries_its_clauses_in_junit(run: Run) -> None:
-    catalogue_levels = {c["id"]: c["level"] for c in run.document["clauses"]}
-    cases = list(ElementTree.parse(run.out / "junit.xml").getroot().iter("testcase"))
+def test_every_suite_test_carries_its_clauses_in_junit(real_run: RealRun) -> None:
+    catalogue_levels = {c["id"]: c["level"] for c in real_run.document["clauses"]}
+    cases = list(
+        ElementTree.parse(real_run.out / "junit.xml").getroot().iter("testcase")
+    )
 
     assert cases
     for case in cases:
