@@ -90,20 +90,18 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_itemcollected(item: pytest.Item) -> None:
-    """Copy the clause marks into ``user_properties``: JUnit shows them, xdist ships them."""
+    """Copy the clause marks into ``user_properties``: JUnit shows them, xdist ships them.
+
+    Each clause is followed by its level, so that JUnit readers can pair them.
+    """
     catalogue = load_catalogue()
     for mark in item.iter_markers("clause"):
-        for cid in mark.args:
-            _add_property(item, CLAUSE_PROPERTY, str(cid))
-            clause = catalogue.get(str(cid))
-            if clause is not None:
-                _add_property(item, LEVEL_PROPERTY, clause.level)
-
-
-def _add_property(item: pytest.Item, key: str, value: str) -> None:
-    # Levels repeat when a test names several clauses; JUnit pairs them in order.
-    if key == LEVEL_PROPERTY or (key, value) not in item.user_properties:
-        item.user_properties.append((key, value))
+        for cid in map(str, mark.args):
+            if (CLAUSE_PROPERTY, cid) in item.user_properties:
+                continue
+            item.user_properties.append((CLAUSE_PROPERTY, cid))
+            if cid in catalogue:
+                item.user_properties.append((LEVEL_PROPERTY, catalogue[cid].level))
 
 
 # -- the reporter (controller only) ---------------------------------------------

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -133,14 +133,18 @@ class Collector:
     def _merge_attachments(self, record: TestRecord, report: pytest.TestReport) -> None:
         evidence_text = _attachment(report, EVIDENCE_PROPERTY)
         if evidence_text:
-            evidence = Evidence.from_json(self.redactor.text(evidence_text))
+            evidence = _parse(Evidence.from_json, self.redactor.text(evidence_text))
+            if isinstance(evidence, str):
+                record.evidence.notes.append(f"unreadable evidence: {evidence}")
             # Later phases carry everything earlier ones did, and more.
-            if not evidence.is_empty() or evidence.example or evidence.notes:
+            elif not evidence.is_empty() or evidence.example or evidence.notes:
                 record.evidence = evidence
 
         target_text = _attachment(report, TARGET_PROPERTY)
         if target_text:
-            record.target = self.redactor.json(json.loads(target_text))
+            target = _parse(json.loads, target_text)
+            if isinstance(target, dict):
+                record.target = self.redactor.json(target)
 
     def _merge_outcome(self, record: TestRecord, report: pytest.TestReport) -> None:
         if report.failed:
@@ -156,6 +160,14 @@ class Collector:
         if report.skipped:
             record.outcome, record.reason = _skip_outcome(report)
             record.reason = self.redactor.text(record.reason)
+
+
+def _parse(parser: Callable[[str], Any], text: str) -> Any:
+    """``parser(text)``, or the error as a string: bad evidence must not stop a run."""
+    try:
+        return parser(text)
+    except (ValueError, TypeError, KeyError) as exc:
+        return f"{type(exc).__name__}: {exc}"
 
 
 def _crash_message(longrepr: object) -> str:

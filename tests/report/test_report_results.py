@@ -161,6 +161,19 @@ def test_an_empty_later_evidence_does_not_hide_an_earlier_one() -> None:
     assert len(record.evidence.checks) == 1
 
 
+def test_unreadable_evidence_is_a_note_not_a_crash() -> None:
+    made = report("call", "passed", obshell_target="{not json")
+    made.obshell_evidence = '{"checks": [{"clause": 1}]}'  # type: ignore[attr-defined]
+
+    record = collect(made)
+
+    assert record.target is None
+    assert record.evidence.notes == [
+        "unreadable evidence: TypeError: Check.__init__() missing 3 required "
+        "positional arguments: 'passed', 'expected', and 'actual'"
+    ]
+
+
 def test_skip_reason_drops_pytests_prefix() -> None:
     assert skip_reason(("f.py", 1, "Skipped: not run: x")) == "not run: x"
     assert skip_reason("Skipped: y") == "y"
