@@ -93,3 +93,5 @@ def test_published_table_matches_the_expectations() -> None:
 
     for fault, clauses in EXPECTED["faults"].items():
         assert f"| `{fault}` | {', '.join(sorted(clauses))} |" in table
+    for clause in EXPECTED["obshell-4.5"]:
+        assert f"\n| {clause} |" in table
