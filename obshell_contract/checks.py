@@ -12,6 +12,7 @@ import re
 from typing import TYPE_CHECKING, Any
 
 from obshell_contract import schemas
+from obshell_contract.evidence import Case
 from obshell_contract.redaction import REDACTED
 
 if TYPE_CHECKING:
@@ -21,6 +22,7 @@ if TYPE_CHECKING:
 __all__ = [
     "ContractViolation",
     "Observer",
+    "case_of",
     "envelope_conformance",
     "expect_error",
     "expect_rejected",
@@ -35,13 +37,32 @@ MARKUP = re.compile(r"<\s*/?\s*[a-zA-Z][^>]*>|&[a-zA-Z]+;|javascript:", re.IGNOR
 
 
 class ContractViolation(AssertionError):
-    """A reply broke a clause: says what the contract expects and what came back."""
+    """A reply broke a clause: says what the contract expects and what came back.
 
-    def __init__(self, clause: str, expected: str, actual: str) -> None:
+    ``case`` is the request in plaintext with what a compliant agent answers,
+    for the report's replay command; None when no single request is to blame.
+    """
+
+    def __init__(
+        self, clause: str, expected: str, actual: str, case: Case | None = None
+    ) -> None:
         super().__init__(f"{clause}: expected {expected}; received {actual}")
         self.clause = clause
         self.expected = expected
         self.actual = actual
+        self.case = case
+
+
+def case_of(reply: Reply, **expect: Any) -> Case:
+    """The plaintext request behind ``reply``, to be resent with fresh encryption."""
+    exchange = reply.exchange
+    return Case(
+        method=exchange.method,
+        path=exchange.uri,
+        body=exchange.plaintext_body,
+        forgery=exchange.forgery,
+        expect=expect,
+    )
 
 
 # -- observations on every reply -------------------------------------------------
@@ -78,7 +99,8 @@ def envelope_conformance(
             "ENV-01",
             False,
             expected="a JSON object (the envelope)",
-            actual=f"HTTP {reply.http_status} with {_excerpt(reply.text)}",
+            actual=f"HTTP {reply.http_status} with "
+            f"{_excerpt(reply.exchange.response_text)}",
         )
         return
 
@@ -211,7 +233,8 @@ def expect_rejected(reply: Reply, clause: str) -> None:
     raise ContractViolation(
         clause,
         "a rejection (HTTP status >= 400 with an error)",
-        f"HTTP {reply.http_status} {_excerpt(reply.text)}",
+        f"HTTP {reply.http_status} {_excerpt(reply.exchange.response_text)}",
+        case_of(reply, rejected=True),
     )
 
 
@@ -244,7 +267,9 @@ def expect_error(
         wanted += f", message starting {message_prefix!r}"
         ok = ok and str(error.get("message", "")).startswith(message_prefix)
     if not ok:
-        raise ContractViolation(clause, wanted, actual)
+        raise ContractViolation(
+            clause, wanted, actual, case_of(reply, status=status, err_code=err_code)
+        )
 
 
 def expect_success(reply: Reply, clause: str) -> Any:
@@ -255,7 +280,8 @@ def expect_success(reply: Reply, clause: str) -> Any:
     raise ContractViolation(
         clause,
         "HTTP 200 with successful true",
-        f"HTTP {reply.http_status} {_excerpt(reply.text)}",
+        f"HTTP {reply.http_status} {_excerpt(reply.exchange.response_text)}",
+        case_of(reply, status=200, successful=True),
     )
 
 

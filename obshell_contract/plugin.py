@@ -17,7 +17,7 @@ import pytest
 from hypothesis import settings as hypothesis_settings
 
 from obshell_contract import strategies
-from obshell_contract.checks import Observer
+from obshell_contract.checks import ContractViolation, Observer
 from obshell_contract.clauses import Clause, load_catalogue
 from obshell_contract.client import ObshellClient
 from obshell_contract.errors import UsageError
@@ -336,6 +336,7 @@ def pytest_runtest_makereport(
     if not item.get_closest_marker("clause"):
         return report
 
+    _keep_case(item, call)
     settings = run_settings(item.config)
     redactor = Redactor(settings.secrets)
     found = item.stash.get(_evidence_key, None)
@@ -347,6 +348,15 @@ def pytest_runtest_makereport(
         facts = json.dumps(target.facts.to_dict())
         report.obshell_target = facts  # type: ignore[attr-defined]
     return report
+
+
+def _keep_case(item: pytest.Item, call: pytest.CallInfo[None]) -> None:
+    # The request that broke the clause, in plaintext, for the replay command.
+    if call.excinfo is None or not isinstance(call.excinfo.value, ContractViolation):
+        return
+    case = call.excinfo.value.case
+    if case is not None:
+        item.stash.setdefault(_evidence_key, Evidence()).cases.append(case)
 
 
 def remember_target(item: pytest.Item, target: Target) -> None:

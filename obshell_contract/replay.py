@@ -267,3 +267,7 @@ def _exit_status(outcomes: Sequence[Outcome], url: str, out: TextIO) -> int:
     if counts["FAILED"]:
         return EXIT_FAILED
     return EXIT_USAGE if counts["UNKNOWN"] else EXIT_FIXED
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -186,3 +186,45 @@ def test_suite_under_xdist(tmp_path: Path) -> None:
 
     assert result.returncode == 0, result.stdout[-2000:]
     assert set(compliance(report).values()) == {"passed"}
+
+
+def test_failing_case_replays_with_fresh_encryption(tmp_path: Path) -> None:
+    run_suite(
+        "contract_tests/test_encryption.py",
+        "-k",
+        "test_wrong_password_is_rejected",
+        "--mock-fault",
+        "ignore-password",
+        "--compliance-report",
+        str(tmp_path / "c.html"),
+        "--compliance-json",
+        str(tmp_path / "c.json"),
+    )
+    cases = sorted((tmp_path / "cases").glob("*.json"))
+
+    outcomes = {}
+    for faults in ((), ("ignore-password",)):
+        with MockAgent(password="replay-Pw", faults=faults) as agent:
+            replay = subprocess.run(
+                [
+                    sys.executable,
+                    "-m",
+                    "obshell_contract.replay",
+                    *map(str, cases),
+                    "--url",
+                    agent.url,
+                    "--password",
+                    "replay-Pw",
+                ],
+                capture_output=True,
+                text=True,
+                timeout=60,
+            )
+        outcomes[faults] = (replay.returncode, replay.stdout)
+
+    assert len(cases) == 1
+    fixed, still_failing = outcomes[()], outcomes[("ignore-password",)]
+    assert fixed[0] == 0, fixed[1]
+    assert "FIXED" in fixed[1]
+    assert still_failing[0] == 1, still_failing[1]
+    assert "FAILED" in still_failing[1]
