@@ -40,6 +40,7 @@ MOCK = "mock"
 NOT_RUN = "not run: "
 NOT_APPLICABLE = "not applicable: "
 
+_WORKER_PASSWORD = "obshell_contract_password"
 _settings_key = pytest.StashKey["RunSettings"]()
 _evidence_key = pytest.StashKey[Evidence]()
 _target_key = pytest.StashKey[Target]()
@@ -170,7 +171,9 @@ def _read_settings(config: pytest.Config) -> RunSettings:
             raise UsageError(
                 "--obshell-password (or OBSHELL_PASSWORD) is required with --obshell-url"
             )
-        password = random_password()
+        # xdist workers take the controller's, so the report can mask it too.
+        worker_input = getattr(config, "workerinput", {})
+        password = worker_input.get(_WORKER_PASSWORD) or random_password()
 
     profile, faults = _mock_choice(config)
     settings = RunSettings(
@@ -188,6 +191,12 @@ def _read_settings(config: pytest.Config) -> RunSettings:
     )
     settings.secrets = [s for s in (password, agent_password) if s]
     return settings
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node: Any) -> None:
+    """pytest-xdist: every worker runs with the controller's password."""
+    node.workerinput[_WORKER_PASSWORD] = run_settings(node.config).password
 
 
 def _urls(config: pytest.Config) -> list[str]:
