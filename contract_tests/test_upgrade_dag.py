@@ -7,15 +7,15 @@ once per run, however many clauses look at it.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from obshell_contract import schemas
-from obshell_contract.checks import ContractViolation, expect_success
+from obshell_contract.checks import ContractViolation, expect_error, expect_success
+from obshell_contract.client import ObshellClient
 from obshell_contract.evidence import Evidence
-
-pytestmark = pytest.mark.stateful
 
 NODE_NAMES = [
     "Create upgrade dir",
@@ -261,3 +261,71 @@ def test_max_stage_counts_the_nodes(run: Any) -> None:
         raise ContractViolation(
             "DAG-07", f"stage {dag.get('max_stage')} at SUCCEED", repr(dag.get("stage"))
         )
+
+
+# -- operators on the finished DAG --------------------------------------------
+
+FORBIDDEN_ON_SUCCEED = [
+    (
+        "retry",
+        "Task.Dag.Operator.RetryNotFailedDag",
+        "Failed to set DAG retry: DAG state is not failed",
+    ),
+    (
+        "rollback",
+        "Task.Dag.Operator.RollbackNotFailedDag",
+        "Failed to set DAG rollback: DAG state is not failed",
+    ),
+    (
+        "pass",
+        "Task.Dag.Operator.PassNotFailedDag",
+        "Failed to pass DAG: DAG is not failed",
+    ),
+    (
+        "cancel",
+        "Task.Dag.Operator.CancelFinishedDag",
+        "Failed to cancel DAG: DAG is finished",
+    ),
+]
+
+
+@pytest.mark.clause("TASK-03")
+def test_unknown_operator_is_not_supported(
+    client_factory: Callable[..., ObshellClient], upgrade_run: Any
+) -> None:
+    client = client_factory(upgrade_run.target)
+
+    reply = client.operate_dag(str(upgrade_run.dag["id"]), "foo")
+
+    expect_error(
+        reply,
+        "TASK-03",
+        status=400,
+        err_code="Task.Dag.Operator.NotSupport",
+        message="Operator foo is not supported",
+    )
+
+
+@pytest.mark.clause("TASK-04")
+@pytest.mark.parametrize(
+    ("operator", "err_code", "message"),
+    FORBIDDEN_ON_SUCCEED,
+    ids=[row[0] for row in FORBIDDEN_ON_SUCCEED],
+)
+def test_operators_forbidden_on_a_finished_dag(
+    client_factory: Callable[..., ObshellClient],
+    upgrade_run: Any,
+    operator: str,
+    err_code: str,
+    message: str,
+) -> None:
+    client = client_factory(upgrade_run.target)
+    if (
+        upgrade_run.trace is None
+        or (upgrade_run.trace.final or {}).get("state") != "SUCCEED"
+    ):
+        pytest.skip("not applicable: the shared upgrade did not succeed")
+
+    reply = client.operate_dag(str(upgrade_run.dag["id"]), operator)
+
+    expect_error(reply, "TASK-04", status=400, err_code=err_code, message=message)

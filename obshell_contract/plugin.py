@@ -151,10 +151,6 @@ def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line(
         "markers", "clause(*ids): the contract clauses this test checks"
     )
-    config.addinivalue_line(
-        "markers",
-        "stateful: the test starts upgrades; it needs a fresh or upgradable agent",
-    )
     run_settings(config)
 
 
@@ -197,6 +193,16 @@ def _read_settings(config: pytest.Config) -> RunSettings:
 def pytest_configure_node(node: Any) -> None:
     """pytest-xdist: every worker runs with the controller's password."""
     node.workerinput[_WORKER_PASSWORD] = run_settings(node.config).password
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """On a live agent, the tests that upgrade it run on one worker, in order."""
+    if run_settings(config).embedded:
+        return None
+    from obshell_contract.scheduling import UpgradeScheduling
+
+    return UpgradeScheduling(config, log)
 
 
 def _urls(config: pytest.Config) -> list[str]:
@@ -273,7 +279,6 @@ def pytest_collection_modifyitems(
         return
 
     _check_markers(contract_items)
-    _group_stateful(contract_items, run_settings(config))
 
 
 def load_hypothesis_profile(config: pytest.Config) -> None:
@@ -304,16 +309,6 @@ def _check_markers(items: list[pytest.Item]) -> None:
                     f"{item.nodeid}: @pytest.mark.clause({clause_id!r}) names no clause "
                     f"of {len(catalogue)} in contract_tests/clauses.toml"
                 )
-
-
-def _group_stateful(items: list[pytest.Item], settings: RunSettings) -> None:
-    # A live agent has one maintenance lock: tests that upgrade must not run on
-    # two xdist workers at once. The embedded mock gives each test its own agent.
-    if settings.embedded:
-        return
-    for item in items:
-        if item.get_closest_marker("stateful"):
-            item.add_marker(pytest.mark.xdist_group("obshell-stateful"))
 
 
 def clause_ids(item: pytest.Item) -> list[str]:

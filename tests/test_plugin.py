@@ -117,7 +117,11 @@ def test_live_run_without_allow_upgrade_sends_no_upgrade(
     assert live_agent.dags() == []
 
 
-def test_live_run_with_allow_upgrade_follows_the_dag(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [[], ["-n", "2"]], ids=["serial", "xdist"])
+def test_live_run_with_allow_upgrade_follows_the_dag(
+    tmp_path: Path, workers: list[str]
+) -> None:
+    """On one live agent the upgrade tests share its one upgrade, even on xdist."""
     with MockAgent(password="live-Secret-2", stage_seconds=0.05) as agent:
         version, _, release = sorted(agent.packages)[0].partition("-")
         report = tmp_path / "c.json"
@@ -139,14 +143,18 @@ def test_live_run_with_allow_upgrade_follows_the_dag(tmp_path: Path) -> None:
             str(report),
             "--compliance-report",
             str(tmp_path / "c.html"),
+            *workers,
         )
         final_version = agent.version
+        upgrades = [dag for dag in agent.dags() if dag["operator"] == "RUN"]
 
     statuses = compliance(report)
     assert result.returncode == 0, result.stdout[-3000:]
     assert statuses["DAG-06"] == "passed"
     assert statuses["CON-01"] == "passed"
     assert final_version.startswith(version)
+    # One real upgrade (and one upgrade check); the rest were rolled back.
+    assert sorted(dag["name"].split()[1] for dag in upgrades) == ["check", "obshell"]
 
 
 def test_two_agents_in_one_run(live_agent: MockAgent, tmp_path: Path) -> None:

@@ -13,8 +13,6 @@ from obshell_contract.evidence import Evidence
 from obshell_contract.plugin import run_settings
 from obshell_contract.targets import Target, UpgradePackage
 
-pytestmark = pytest.mark.stateful
-
 
 @pytest.fixture
 def fresh_client(
