@@ -88,7 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     for row in rows:
         examples = row["generated_examples"] if row["workers"] == 0 else "-"
         print(
-            f"{row['workers']:>7}  {row['wall_s']:>7}  {examples:>8}  {row['dag_stages_seen']:>10}  {row['summary']}"
+            f"{row['workers']:>7}  {row['wall_s']:>7}  {examples:>8}  "
+            f"{row['dag_stages_seen']:>10}  {row['summary']}"
         )
 
     options.output.parent.mkdir(parents=True, exist_ok=True)

@@ -1,4 +1,4 @@
-"""Discovery: the public key and the agent's description, both without authentication."""
+"""Discovery: the public key and the agent's description, without authentication."""
 
 from __future__ import annotations
 

@@ -72,7 +72,8 @@ def test_second_upgrade_is_answered_under_maintenance(upgrade_run: Any) -> None:
         "CON-02",
         status=500,
         err_code="OB.Cluster.UnderMaintenanceWithDag",
-        message=f"Create task '{name}' failed: OceanBase cluster is under maintenance by DAG: {name}, please try again later",
+        message=f"Create task '{name}' failed: OceanBase cluster is under "
+        f"maintenance by DAG: {name}, please try again later",
     )
 
 
@@ -96,7 +97,8 @@ def test_lower_or_equal_version_is_answered_to_lower_version(
         "CON-04",
         status=400,
         err_code="Agent.Upgrade.ToLowerVersion",
-        message_prefix=f"Target version {current_body['version']}-{build} is not greater than current version ",
+        message_prefix=f"Target version {current_body['version']}-{build} is not "
+        "greater than current version ",
     )
 
 

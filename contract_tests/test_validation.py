@@ -22,7 +22,11 @@ from obshell_contract.evidence import Evidence
 UPGRADE = "/api/v1/agent/upgrade"
 Guard = Callable[[str], Any]
 
-REQUIRED = "Key: 'UpgradeCheckParam.{0}' Error:Field validation for '{0}' failed on the 'required' tag"
+# gin's validator message for one missing field.
+REQUIRED = (
+    "Key: 'UpgradeCheckParam.{0}' Error:Field validation for '{0}' failed on the "
+    "'required' tag"
+)
 
 
 def send(client: ObshellClient, body: Any) -> Reply:
@@ -37,7 +41,8 @@ def send(client: ObshellClient, body: Any) -> Reply:
     reply = client.request("POST", UPGRADE, raw_body=raw.encode("utf-8"))
     if currently_in_test_context():
         note(
-            f"sent {raw!r}; received HTTP {reply.http_status} {reply.exchange.response_text[:300]}"
+            f"sent {raw!r}; received HTTP {reply.http_status} "
+            f"{reply.exchange.response_text[:300]}"
         )
     evidence.check(
         "REQ-13",
@@ -205,7 +210,8 @@ def test_malformed_upgrade_dirs_are_rejected(
         ("tmp/x", "should start with '/'"),
         (
             "/a/../../x",
-            "should not lead to directory traversal issues when joined with a generated parent path",
+            "should not lead to directory traversal issues when joined with a "
+            "generated parent path",
         ),
         (
             "/data/up grade",
@@ -270,7 +276,8 @@ def test_unknown_fields_are_ignored(
     if (extended.http_status, extended.err_code) != (plain.http_status, plain.err_code):
         raise ContractViolation(
             "REQ-12",
-            f"the same answer as without extra fields: HTTP {plain.http_status} {plain.err_code}",
+            "the same answer as without extra fields: "
+            f"HTTP {plain.http_status} {plain.err_code}",
             f"HTTP {extended.http_status} {extended.err_code}",
         )
 

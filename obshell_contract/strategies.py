@@ -81,7 +81,7 @@ _noise = st.text(
 
 
 def malformed_versions() -> st.SearchStrategy[str]:
-    """Strings the schema refuses as ``version``: wrong part counts, letters, padding."""
+    """Strings the schema refuses as ``version``: part counts, letters, padding."""
     near_misses = st.one_of(
         st.lists(_digits, min_size=1, max_size=7).map(".".join),
         st.lists(_digits, min_size=4, max_size=4).map(
@@ -125,7 +125,7 @@ def malformed_releases() -> st.SearchStrategy[str]:
 
 
 def malformed_upgrade_dirs() -> st.SearchStrategy[str]:
-    """Paths the schema refuses as ``upgradeDir``: relative, traversal, odd characters."""
+    """Paths the schema refuses as ``upgradeDir``: relative, traversal, odd ones."""
     segment = st.text(
         alphabet=string.ascii_letters + string.digits + "_-", min_size=1, max_size=8
     )
