@@ -236,3 +236,31 @@ def test_failing_case_replays_with_fresh_encryption(tmp_path: Path) -> None:
     assert "FIXED" in fixed[1]
     assert still_failing[0] == 1, still_failing[1]
     assert "FAILED" in still_failing[1]
+
+
+def test_clauses_newer_than_the_agent_are_not_applicable(tmp_path: Path) -> None:
+    """A 4.2.5 agent predates the errCode scheme: its SHOULD clauses do not apply."""
+    old = MockAgent(
+        password="old-Pw-1", agent_version="4.2.5.0-100000012024112601", key_bits=512
+    )
+    report = tmp_path / "c.json"
+
+    with old:
+        run_suite(
+            "contract_tests/test_discovery.py",
+            "contract_tests/test_encryption.py",
+            "--obshell-url",
+            old.url,
+            "--obshell-password",
+            "old-Pw-1",
+            "--compliance-json",
+            str(report),
+            "--compliance-report",
+            str(tmp_path / "c.html"),
+        )
+
+    statuses = compliance(report)
+    assert statuses["ENC-02"] == "skipped"
+    assert statuses["ENC-04"] == "skipped"
+    assert statuses["ENC-01"] == "passed"
+    assert statuses["DISC-02"] == "passed"  # 512 bits is right before 4.4.2
