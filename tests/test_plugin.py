@@ -197,10 +197,10 @@ def test_suite_under_xdist(tmp_path: Path) -> None:
 
 
 def test_failing_case_replays_with_fresh_encryption(tmp_path: Path) -> None:
-    run_suite(
+    suite = run_suite(
         "contract_tests/test_encryption.py",
         "-k",
-        "test_wrong_password_is_rejected",
+        "refused_without_a_dag and wrong-password",
         "--mock-fault",
         "ignore-password",
         "--compliance-report",
@@ -230,6 +230,7 @@ def test_failing_case_replays_with_fresh_encryption(tmp_path: Path) -> None:
             )
         outcomes[faults] = (replay.returncode, replay.stdout)
 
+    assert suite.returncode == 1, suite.stdout[-2000:]
     assert len(cases) == 1
     fixed, still_failing = outcomes[()], outcomes[("ignore-password",)]
     assert fixed[0] == 0, fixed[1]
