@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -149,13 +150,11 @@ def undo_dag(client: ObshellClient, dag_id: str, deadline: float) -> str:
     state = trace.final.get("state") if trace.final else "unknown"
     return (
         f"DAG {dag_id} was started by a request that should have been rejected; "
-        f"cancelled (final state {state})"
+        f"cancelled, and rolled back if that failed it (final state {state})"
     )
 
 
 def _json(text: str) -> Any:
-    import json
-
     try:
         return json.loads(text)
     except ValueError:
