@@ -1,4 +1,4 @@
-"""Error semantics: errCodes that fit the failure, messages without secrets or markup."""
+"""Error semantics: errCodes that fit the failure, no secrets, no markup."""
 
 from __future__ import annotations
 

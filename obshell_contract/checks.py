@@ -152,7 +152,7 @@ def _status_agreement(reply: Reply, body: dict[str, Any], evidence: Evidence) ->
     evidence.check(
         "ENV-03",
         consistent,
-        expected="successful == (HTTP status < 400) and error present iff not successful",
+        expected="successful == (HTTP status < 400), and an error iff not successful",
         actual=f"HTTP {reply.http_status}, successful {successful!r}, error "
         f"{'present' if has_error else 'absent'}",
         pointer="/successful",
