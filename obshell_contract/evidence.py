@@ -16,6 +16,8 @@ __all__ = [
     "CLAUSE_PROPERTY",
     "EVIDENCE_PROPERTY",
     "LEVEL_PROPERTY",
+    "NOT_APPLICABLE_PREFIX",
+    "NOT_RUN_PREFIX",
     "TARGET_PROPERTY",
     "Case",
     "Check",
@@ -29,6 +31,11 @@ EVIDENCE_PROPERTY = "obshell_evidence"
 TARGET_PROPERTY = "obshell_target"
 CLAUSE_PROPERTY = "clause"
 LEVEL_PROPERTY = "level"
+
+# How a skip reason starts says why the clause was not checked: the run was
+# not allowed to (a live run without --allow-upgrade), or the agent predates it.
+NOT_RUN_PREFIX = "not run: "
+NOT_APPLICABLE_PREFIX = "not applicable: "
 
 
 @dataclass

@@ -20,7 +20,7 @@ from obshell_contract.checks import ContractViolation, Observer
 from obshell_contract.clauses import Clause, load_catalogue
 from obshell_contract.client import ObshellClient
 from obshell_contract.errors import UsageError
-from obshell_contract.evidence import Evidence
+from obshell_contract.evidence import NOT_APPLICABLE_PREFIX, NOT_RUN_PREFIX, Evidence
 from obshell_contract.redaction import Redactor
 from obshell_contract.settings import WORKER_PASSWORD, RunSettings, read_settings
 from obshell_contract.targets import Target, embedded_mock, probe
@@ -30,8 +30,6 @@ __all__ = ["MOCK", "RunSettings", "load_hypothesis_profile", "run_settings"]
 pytest_plugins = ["obshell_contract.report.plugin"]
 
 MOCK = "mock"
-NOT_RUN = "not run: "
-NOT_APPLICABLE = "not applicable: "
 
 _settings_key = pytest.StashKey["RunSettings"]()
 _evidence_key = pytest.StashKey[Evidence]()
@@ -285,12 +283,12 @@ def _clause_applicability(request: pytest.FixtureRequest) -> None:
     for clause in item_clauses(request.node):
         if not clause.applies_to(version):
             pytest.skip(
-                f"{NOT_APPLICABLE}{clause.id} applies from {clause.since}, "
+                f"{NOT_APPLICABLE_PREFIX}{clause.id} applies from {clause.since}, "
                 f"the agent is {version}"
             )
         if clause.needs == "upgrade" and not target.may_upgrade:
             pytest.skip(
-                f"{NOT_RUN}{clause.id} starts a real upgrade; pass --allow-upgrade "
+                f"{NOT_RUN_PREFIX}{clause.id} starts a real upgrade; pass --allow-upgrade "
                 "with --upgrade-version and --upgrade-release to run it"
             )
 

@@ -20,6 +20,7 @@ from obshell_contract.clauses import Clause
 from obshell_contract.evidence import (
     CLAUSE_PROPERTY,
     EVIDENCE_PROPERTY,
+    NOT_RUN_PREFIX,
     TARGET_PROPERTY,
     Check,
     Evidence,
@@ -29,7 +30,6 @@ from obshell_contract.redaction import Redactor
 __all__ = [
     "EXAMPLE_LIMIT",
     "FAILING",
-    "NOT_RUN_PREFIX",
     "STATUSES",
     "ClauseResult",
     "Collector",
@@ -52,9 +52,6 @@ STATUSES: tuple[Status, ...] = (
 )
 # A clause in one of these states is not met, whatever the gate says.
 FAILING: frozenset[str] = frozenset({"failed", "error", "waived"})
-
-# Skips whose reason starts so mean "the run was not allowed to check this".
-NOT_RUN_PREFIX = "not run: "
 
 Outcome = Literal["passed", "failed", "error", "skipped", "not run", "xfailed"]
 EXAMPLE_LIMIT = 4000
