@@ -14,6 +14,7 @@ from obshell_contract.checks import ContractViolation, Observer
 from obshell_contract.client import DagTrace, ObshellClient, Reply
 from obshell_contract.evidence import Evidence, TimelineEntry
 from obshell_contract.forgery import Forger
+from obshell_contract.maintenance import undo
 from obshell_contract.plugin import load_hypothesis_profile, run_settings
 from obshell_contract.targets import Target, UpgradePackage, embedded_mock
 
@@ -109,7 +110,11 @@ def _guard(
             # mistake must be undone whatever else went wrong.
             started = _started_dags(client, count) | (unfinished() - before)
             for dag_id in sorted(started):
-                evidence.notes.append(undo_dag(client, dag_id, deadline))
+                state = undo(client, dag_id, deadline).get("state", "unknown")
+                evidence.notes.append(
+                    f"DAG {dag_id} was started by a request that should have been "
+                    f"rejected; cancelled ({state}) and rolled back if it failed"
+                )
         if started:
             raise ContractViolation(
                 clause,
@@ -138,20 +143,6 @@ def _started_dags(client: ObshellClient, since: int) -> set[str]:
         if isinstance(data, dict) and data.get("id"):
             started.add(str(data["id"]))
     return started
-
-
-def undo_dag(client: ObshellClient, dag_id: str, deadline: float) -> str:
-    """Cancel a DAG, then roll it back if cancelling left it FAILED."""
-    client.operate_dag(dag_id, "cancel", label="cancel an unintended DAG")
-    trace = client.follow_dag(dag_id, deadline=deadline, poll_interval=0.05)
-    if trace.final and trace.final.get("state") == "FAILED":
-        client.operate_dag(dag_id, "rollback", label="roll back an unintended DAG")
-        trace = client.follow_dag(dag_id, deadline=deadline, poll_interval=0.05)
-    state = trace.final.get("state") if trace.final else "unknown"
-    return (
-        f"DAG {dag_id} was started by a request that should have been rejected; "
-        f"cancelled, and rolled back if that failed it (final state {state})"
-    )
 
 
 def _json(text: str) -> Any:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from obshell_contract import forgery as f
-from obshell_contract.checks import ContractViolation
+from obshell_contract.checks import ContractViolation, expect_held
 from obshell_contract.client import ObshellClient
 from obshell_contract.evidence import Evidence
 from obshell_contract.forgery import Forger
@@ -30,9 +30,7 @@ def test_no_reply_carries_a_secret(
     forger.send("POST", UPGRADE, current_body, forgery)
     forger.client.upgrade_agent(current_body["version"], current_body["release"])
 
-    failed = [check for check in evidence.failed_checks if check.clause == "ERR-01"]
-    if failed:
-        raise ContractViolation("ERR-01", failed[0].expected, failed[0].actual)
+    expect_held(evidence, "ERR-01")
 
 
 @pytest.mark.clause("ERR-02")
@@ -78,6 +76,4 @@ def test_error_messages_are_plain_text(
     client.request("POST", UPGRADE, raw_body=b"[]")
     client.upgrade_agent(current_body["version"], current_body["release"])
 
-    failed = [check for check in evidence.failed_checks if check.clause == "ERR-04"]
-    if failed:
-        raise ContractViolation("ERR-04", failed[0].expected, failed[0].actual)
+    expect_held(evidence, "ERR-04")

@@ -10,6 +10,7 @@ import pytest
 from obshell_contract.checks import ContractViolation, expect_error, expect_rejected
 from obshell_contract.client import ObshellClient
 from obshell_contract.evidence import Evidence
+from obshell_contract.maintenance import release_lock, settle
 from obshell_contract.plugin import run_settings
 from obshell_contract.targets import Target, UpgradePackage
 
@@ -38,11 +39,6 @@ def start(client: ObshellClient, package: UpgradePackage, clause: str) -> str:
             f"HTTP {reply.http_status} {reply.err_code}",
         )
     return str(reply.data["id"])
-
-
-def settle(client: ObshellClient, dag_id: str, deadline: float) -> dict[str, Any]:
-    trace = client.follow_dag(dag_id, deadline=deadline, poll_interval=0.05)
-    return dict(trace.final or {})
 
 
 # -- a second upgrade ------------------------------------------------------------
@@ -110,9 +106,7 @@ def test_successful_operator_call_has_no_data(
     dag_id = start(fresh_client, fresh_target.package, "TASK-05")
 
     cancel = fresh_client.operate_dag(dag_id, "cancel")
-    settle(fresh_client, dag_id, deadline)
-    fresh_client.operate_dag(dag_id, "rollback", label="release the lock")
-    settle(fresh_client, dag_id, deadline)
+    release_lock(fresh_client, dag_id, deadline)
 
     if cancel.http_status != 200 or cancel.has_data_key:
         raise ContractViolation(
@@ -185,9 +179,7 @@ def test_missing_package_never_succeeds(
     if reply.http_status != 200:
         return
     dag_id = str(reply.data["id"])
-    dag = settle(fresh_client, dag_id, deadline)
-    fresh_client.operate_dag(dag_id, "rollback", label="release the lock")
-    settle(fresh_client, dag_id, deadline)
+    dag = release_lock(fresh_client, dag_id, deadline)
     evidence.notes.append(
         f"DAG {dag_id} for a missing package ended {dag.get('state')}; rolled back"
     )
@@ -210,8 +202,6 @@ def test_missing_package_is_refused_up_front(
     )
     if reply.http_status == 200 and isinstance(reply.data, dict):
         dag_id = str(reply.data["id"])
-        settle(fresh_client, dag_id, deadline)
-        fresh_client.operate_dag(dag_id, "rollback", label="release the lock")
-        settle(fresh_client, dag_id, deadline)
+        release_lock(fresh_client, dag_id, deadline)
         evidence.notes.append(f"DAG {dag_id} for a missing package was rolled back")
     expect_error(reply, "DAG-09", status=400, err_code="Agent.Package.NotFound")

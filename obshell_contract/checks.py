@@ -25,6 +25,7 @@ __all__ = [
     "case_of",
     "envelope_conformance",
     "expect_error",
+    "expect_held",
     "expect_rejected",
     "expect_success",
     "markup_free",
@@ -270,6 +271,16 @@ def expect_error(
         raise ContractViolation(
             clause, wanted, actual, case_of(reply, status=status, err_code=err_code)
         )
+
+
+def expect_held(evidence: Evidence, clause: str) -> None:
+    """Every observation about ``clause`` this test made must have held."""
+    __tracebackhide__ = True
+    failed = [check for check in evidence.failed_checks if check.clause == clause]
+    if failed:
+        first = failed[0]
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise ContractViolation(clause, first.expected, first.actual + more)
 
 
 def expect_success(reply: Reply, clause: str) -> Any:
