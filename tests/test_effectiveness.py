@@ -10,53 +10,16 @@ of the real agent. ``docs/effectiveness.md`` publishes the same table.
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from obshell_contract.mock.faults import FAULTS
+from tests.support.suite import ROOT, run_contract_suite
 
-ROOT = Path(__file__).resolve().parent.parent
 EXPECTED = json.loads(
     (ROOT / "tests" / "data" / "effectiveness.json").read_text("utf-8")
 )
-
-
-def run_suite(tmp_path: Path, *args: str) -> tuple[int, dict[str, str]]:
-    """Run the contract suite quickly; return its exit code and clause statuses."""
-    report = tmp_path / "compliance.json"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "pytest",
-            "contract_tests",
-            "-q",
-            "-p",
-            "no:cacheprovider",
-            "--hypothesis-profile",
-            "obshell-quick",
-            "--dag-timeout",
-            "4",
-            "--compliance-json",
-            str(report),
-            "--compliance-report",
-            str(tmp_path / "c.html"),
-            "--junitxml",
-            str(tmp_path / "junit.xml"),
-            *args,
-        ],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    document = json.loads(report.read_text(encoding="utf-8"))
-    return result.returncode, {
-        clause["id"]: clause["status"] for clause in document["clauses"]
-    }
 
 
 def failed(statuses: dict[str, str]) -> list[str]:
@@ -69,20 +32,20 @@ def test_every_fault_has_an_expectation() -> None:
 
 @pytest.mark.parametrize("fault", sorted(FAULTS))
 def test_fault_is_caught_by_the_clauses_it_breaks(tmp_path: Path, fault: str) -> None:
-    _, statuses = run_suite(tmp_path, "--mock-fault", fault, "--gate", "none")
+    _, statuses = run_contract_suite(tmp_path, "--mock-fault", fault, "--gate", "none")
 
     assert failed(statuses) == sorted(EXPECTED["faults"][fault])
 
 
 def test_reference_profile_keeps_every_clause(tmp_path: Path) -> None:
-    exit_code, statuses = run_suite(tmp_path)
+    exit_code, statuses = run_contract_suite(tmp_path)
 
     assert exit_code == 0
     assert set(statuses.values()) == {"passed"}
 
 
 def test_obshell_45_profile_shows_the_documented_deviations(tmp_path: Path) -> None:
-    exit_code, statuses = run_suite(tmp_path, "--mock-profile", "obshell-4.5")
+    exit_code, statuses = run_contract_suite(tmp_path, "--mock-profile", "obshell-4.5")
 
     assert failed(statuses) == sorted(EXPECTED["obshell-4.5"])
     assert exit_code == 1  # REQ-05 and REQ-06 are MUST clauses

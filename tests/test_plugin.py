@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -11,20 +10,7 @@ from pathlib import Path
 import pytest
 
 from obshell_contract.mock import MockAgent
-
-ROOT = Path(__file__).resolve().parent.parent
-
-
-def run_suite(
-    *args: str, cwd: Path = ROOT, timeout: float = 300
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
+from tests.support.suite import clause_statuses, run_pytest
 
 
 @pytest.mark.parametrize(
@@ -69,7 +55,7 @@ def run_suite(
     ],
 )
 def test_bad_option_is_one_line_usage_error(args: list[str], message: str) -> None:
-    result = run_suite("contract_tests/test_discovery.py", *args)
+    result = run_pytest("contract_tests/test_discovery.py", *args)
 
     assert result.returncode == 4
     errors = [line for line in result.stderr.splitlines() if line.strip()]
@@ -85,17 +71,12 @@ def live_agent() -> Iterator[MockAgent]:
         yield agent
 
 
-def compliance(path: Path) -> dict[str, str]:
-    document = json.loads(path.read_text(encoding="utf-8"))
-    return {clause["id"]: clause["status"] for clause in document["clauses"]}
-
-
 def test_live_run_without_allow_upgrade_sends_no_upgrade(
     live_agent: MockAgent, tmp_path: Path
 ) -> None:
     report = tmp_path / "c.json"
 
-    result = run_suite(
+    result = run_pytest(
         "contract_tests",
         "--obshell-url",
         live_agent.url,
@@ -109,7 +90,7 @@ def test_live_run_without_allow_upgrade_sends_no_upgrade(
         str(tmp_path / "c.html"),
     )
 
-    statuses = compliance(report)
+    statuses = clause_statuses(report)
     assert result.returncode == 0, result.stdout[-2000:]
     assert statuses["ACC-01"] == "not run"
     assert statuses["DAG-05"] == "not run"
@@ -126,7 +107,7 @@ def test_live_run_with_allow_upgrade_follows_the_dag(
         version, _, release = sorted(agent.packages)[0].partition("-")
         report = tmp_path / "c.json"
 
-        result = run_suite(
+        result = run_pytest(
             "contract_tests",
             "--obshell-url",
             agent.url,
@@ -148,7 +129,7 @@ def test_live_run_with_allow_upgrade_follows_the_dag(
         final_version = agent.version
         upgrades = [dag for dag in agent.dags() if dag["operator"] == "RUN"]
 
-    statuses = compliance(report)
+    statuses = clause_statuses(report)
     assert result.returncode == 0, result.stdout[-3000:]
     assert statuses["DAG-06"] == "passed"
     assert statuses["CON-01"] == "passed"
@@ -159,7 +140,7 @@ def test_live_run_with_allow_upgrade_follows_the_dag(
 
 def test_two_agents_in_one_run(live_agent: MockAgent, tmp_path: Path) -> None:
     with MockAgent(password="live-Secret-1", profile="obshell-4.5") as second:
-        result = run_suite(
+        result = run_pytest(
             "contract_tests/test_discovery.py",
             "contract_tests/test_envelope.py",
             "--obshell-url",
@@ -180,7 +161,7 @@ def test_two_agents_in_one_run(live_agent: MockAgent, tmp_path: Path) -> None:
 def test_suite_under_xdist(tmp_path: Path) -> None:
     report = tmp_path / "c.json"
 
-    result = run_suite(
+    result = run_pytest(
         "contract_tests",
         "-n",
         "2",
@@ -193,11 +174,11 @@ def test_suite_under_xdist(tmp_path: Path) -> None:
     )
 
     assert result.returncode == 0, result.stdout[-2000:]
-    assert set(compliance(report).values()) == {"passed"}
+    assert set(clause_statuses(report).values()) == {"passed"}
 
 
 def test_failing_case_replays_with_fresh_encryption(tmp_path: Path) -> None:
-    suite = run_suite(
+    suite = run_pytest(
         "contract_tests/test_encryption.py",
         "-k",
         "refused_without_a_dag and wrong-password",
@@ -247,7 +228,7 @@ def test_clauses_newer_than_the_agent_are_not_applicable(tmp_path: Path) -> None
     report = tmp_path / "c.json"
 
     with old:
-        run_suite(
+        run_pytest(
             "contract_tests/test_discovery.py",
             "contract_tests/test_encryption.py",
             "--obshell-url",
@@ -260,7 +241,7 @@ def test_clauses_newer_than_the_agent_are_not_applicable(tmp_path: Path) -> None
             str(tmp_path / "c.html"),
         )
 
-    statuses = compliance(report)
+    statuses = clause_statuses(report)
     assert statuses["ENC-02"] == "skipped"
     assert statuses["ENC-04"] == "skipped"
     assert statuses["ENC-01"] == "passed"
