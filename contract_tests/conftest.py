@@ -190,7 +190,7 @@ def upgrade_run(request: pytest.FixtureRequest, target: Target) -> Iterator[Upgr
     if not target.is_mock:
         yield _upgrade(target, settings.dag_timeout)
         return
-    with embedded_mock(**settings.mock_options()) as fresh:
+    with embedded_mock(settings.mock_config()) as fresh:
         yield _upgrade(fresh, settings.dag_timeout)
 
 

@@ -9,6 +9,7 @@ the guard undoes); SHOULD rows send the agent's own version, always refused.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -254,9 +255,8 @@ def empty_password_target(
             pytest.skip("not applicable: the agent under test has a root password")
         yield target
         return
-    options = run_settings(request.config).mock_options()
-    options.update(password="", agent_password=None)
-    with embedded_mock(**options) as fresh:
+    config = run_settings(request.config).mock_config()
+    with embedded_mock(replace(config, password="", agent_password=None)) as fresh:
         yield fresh
 
 

@@ -247,7 +247,7 @@ def target(request: pytest.FixtureRequest) -> Iterator[Target]:
         settings.urls[0] if settings.urls else MOCK
     )
     if url == MOCK:
-        with embedded_mock(**settings.mock_options()) as mock_target:
+        with embedded_mock(settings.mock_config()) as mock_target:
             yield mock_target
         return
 
@@ -267,7 +267,7 @@ def fresh_target(request: pytest.FixtureRequest, target: Target) -> Iterator[Tar
     if not target.is_mock:
         yield target
         return
-    with embedded_mock(**run_settings(request.config).mock_options()) as mock_target:
+    with embedded_mock(run_settings(request.config).mock_config()) as mock_target:
         yield mock_target
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from obshell_contract import schemas
 from obshell_contract.errors import UsageError
@@ -16,6 +16,8 @@ from obshell_contract.targets import UpgradePackage, check_url, random_password
 
 if TYPE_CHECKING:
     import pytest
+
+    from obshell_contract.mock import MockConfig
 
 __all__ = ["WORKER_PASSWORD", "RunSettings", "read_settings"]
 
@@ -45,14 +47,17 @@ class RunSettings:
     def secrets(self) -> list[str]:
         return [secret for secret in (self.password, self.agent_password) if secret]
 
-    def mock_options(self) -> dict[str, Any]:
-        return {
-            "password": self.password,
-            "agent_password": self.agent_password,
-            "profile": self.mock_profile,
-            "faults": self.mock_faults,
-            "stage_seconds": self.stage_seconds,
-        }
+    def mock_config(self) -> MockConfig:
+        """How the embedded mock is made for this run."""
+        from obshell_contract.mock import MockConfig
+
+        return MockConfig(
+            password=self.password,
+            agent_password=self.agent_password,
+            profile=self.mock_profile,
+            faults=self.mock_faults,
+            stage_seconds=self.stage_seconds,
+        )
 
     def __repr__(self) -> str:
         return f"RunSettings(urls={self.urls!r}, mock_profile={self.mock_profile!r})"

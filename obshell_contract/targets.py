@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from obshell_contract.errors import TransportError, UsageError
 
 if TYPE_CHECKING:
-    from obshell_contract.mock import MockAgent
+    from obshell_contract.mock import MockAgent, MockConfig
 
 __all__ = [
     "SCHEME_ERRCODE",
@@ -159,34 +159,20 @@ def _key_bits(value: Any, loader: Any) -> int | None:
 
 
 @contextmanager
-def embedded_mock(
-    *,
-    password: str,
-    agent_password: str | None,
-    profile: str,
-    faults: tuple[str, ...],
-    stage_seconds: float,
-) -> Iterator[Target]:
+def embedded_mock(config: MockConfig) -> Iterator[Target]:
     """Start a mock agent on a free loopback port and probe it."""
-    from obshell_contract.mock import MockAgent, MockConfig
+    from obshell_contract.mock import MockAgent
 
-    config = MockConfig(
-        password=password,
-        agent_password=agent_password,
-        profile=profile,
-        faults=faults,
-        stage_seconds=stage_seconds,
-    )
     agent = MockAgent(config)
     url = agent.start()
     try:
         target = Target(
             url=url,
-            password=password,
-            agent_password=agent_password,
+            password=config.password,
+            agent_password=config.agent_password,
             is_mock=True,
-            mock_profile=profile,
-            mock_faults=faults,
+            mock_profile=config.profile,
+            mock_faults=tuple(config.faults),
             package=_package_of(agent),
             mock=agent,
         )
