@@ -132,7 +132,7 @@ class ObshellAuth(requests.auth.AuthBase):
 
     @property
     def header_name(self) -> str:
-        """``X-OCS-Agent-Header`` when an agent password is set, else ``X-OCS-Header``."""
+        """``X-OCS-Agent-Header`` with an agent password, else ``X-OCS-Header``."""
         return OCS_HEADER if self.agent_password is None else OCS_AGENT_HEADER
 
     def password_for(self, header_name: str) -> str:

@@ -211,7 +211,7 @@ class ObshellClient:
     def close(self) -> None:
         self.session.close()
 
-    # -- sending ------------------------------------------------------------------------
+    # -- sending ----------------------------------------------------------------
 
     def request(
         self,
@@ -403,7 +403,7 @@ class ObshellClient:
         label: str = "",
         timeout: float | None = None,
     ) -> Reply:
-        """``GET /api/v1/task/dag/{id}?show_details=…``; the signed Uri has the query."""
+        """``GET /api/v1/task/dag/{id}?show_details=…``; the Uri signs the query."""
         details = "true" if show_details else "false"
         path = f"/api/v1/task/dag/{_segment(generic_id)}?show_details={details}"
         return self.request("GET", path, label=label, timeout=timeout)

@@ -35,4 +35,4 @@ class TransportError(ContractError):
 
 
 class UsageError(ContractError):
-    """A value given by the user is invalid; the message names it and what was expected."""
+    """A value from the user is invalid; the message names it and what was expected."""
