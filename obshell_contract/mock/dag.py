@@ -532,7 +532,7 @@ class DagEngine:
         )
 
     def last_maintenance_dto(self, *, show_details: bool = True) -> dict[str, Any]:
-        """``GET /api/v1/task/dag/maintain/ob``: the last maintenance DAG, even finished."""
+        """``GET /api/v1/task/dag/maintain/ob``: the newest maintenance DAG."""
 
         def read() -> dict[str, Any]:
             dags = self._maintenance_dags(unfinished=False)
